@@ -1,0 +1,1 @@
+"""What turns the flows into Prefect deployments (serve entry point, work pool set-up)."""

@@ -1,0 +1,133 @@
+"""Mutation events: validate them, append them to the queue, fold them into record_state."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import Connection, text
+
+from enrichment.clock import Clock, DatabaseClock
+from enrichment.errors import InvalidInput, UnknownSource
+from enrichment.pipeline import registered_sources
+from enrichment.sql import query
+from enrichment.states import Action, Reason
+
+# Only one folder at a time, so events apply in id order; others skip folding and claim.
+FOLD_LOCK_KEY = 0x656E7269636802
+
+
+class Event(BaseModel):
+    """Something happened to records of a source in a workspace."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workspace_id: str = Field(min_length=1, max_length=200)
+    source: str = Field(min_length=1, max_length=63)
+    record_ids: tuple[str, ...] = Field(min_length=1)
+    action: Action
+    reason: Reason = Reason.ENTITY_CHANGED
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=500)
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("record_ids", mode="before")
+    @classmethod
+    def _keys_as_text(cls, value: object) -> object:
+        if isinstance(value, str | int):
+            value = [value]
+        if isinstance(value, list | tuple):
+            keys = []
+            for position, key in enumerate(value):
+                if isinstance(key, bool) or not isinstance(key, str | int) or str(key) == "":
+                    raise ValueError(
+                        f"record id at position {position} is {key!r}, expected a "
+                        "non-empty string or integer"
+                    )
+                keys.append(str(key))
+            return tuple(keys)
+        return value
+
+
+def parse_event(raw: Mapping[str, Any], *, label: str = "event") -> Event:
+    """Validate a raw event, raising :class:`InvalidInput` that names the bad field."""
+    try:
+        return Event.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "event"
+        given = f" (got {first['input']!r})" if first["type"] != "missing" else ""
+        raise InvalidInput(field, f"{first['msg']}{given}", record=label) from None
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    inserted: int
+    duplicates: int
+
+
+def enqueue(connection: Connection, events: Iterable[Event | Mapping[str, Any]]) -> EnqueueResult:
+    """Append events. An event whose idempotency key was seen before is dropped (counted as a
+    duplicate). Events for sources not registered are refused before anything is written."""
+    parsed = [
+        event if isinstance(event, Event) else parse_event(event, label=f"event {position}")
+        for position, event in enumerate(events)
+    ]
+    known = registered_sources(connection)
+    for position, event in enumerate(parsed):
+        if event.source not in known:
+            raise UnknownSource(event.source, sorted(known), field=f"events[{position}].source")
+    inserted = 0
+    for event in parsed:
+        row = connection.execute(
+            query("enqueue_event"),
+            {
+                "workspace_id": event.workspace_id,
+                "source": event.source,
+                "record_ids": list(event.record_ids),
+                "action": event.action.value,
+                "reason": event.reason.value,
+                "idempotency_key": event.idempotency_key,
+                "payload": json.dumps(event.payload),
+            },
+        ).first()
+        inserted += row is not None
+    return EnqueueResult(inserted=inserted, duplicates=len(parsed) - inserted)
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    events: int = 0
+    rejected: int = 0
+    requeued_records: int = 0
+    deleted_records: int = 0
+
+    def __add__(self, other: FoldResult) -> FoldResult:
+        return FoldResult(
+            self.events + other.events,
+            self.rejected + other.rejected,
+            self.requeued_records + other.requeued_records,
+            self.deleted_records + other.deleted_records,
+        )
+
+
+def fold(connection: Connection, *, clock: Clock | None = None, limit: int = 5000) -> FoldResult:
+    """Fold up to ``limit`` unfolded events into record_state, in the caller's transaction.
+
+    Returns an empty result without waiting when another process is folding right now.
+    """
+    clock = clock or DatabaseClock()
+    locked = connection.execute(
+        text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": FOLD_LOCK_KEY}
+    ).scalar_one()
+    if not locked:
+        return FoldResult()
+    row = connection.execute(query("fold_events"), {"now": clock.now(), "limit": limit}).one()
+    return FoldResult(
+        events=row.events,
+        rejected=row.rejected,
+        requeued_records=row.requeued_records,
+        deleted_records=row.deleted_records,
+    )

@@ -1,0 +1,226 @@
+"""The record-state work queue: a thin, typed layer over the named queries in sql/queries.sql.
+
+Every method runs in the caller's connection and transaction; the runner decides what goes
+into one transaction. Methods that change leased rows are fenced by the lease owner token.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from enrichment.clock import Clock, DatabaseClock
+from enrichment.sql import query
+from enrichment.stages.base import ClaimedRecord, Completed, Skipped
+from enrichment.states import Status
+
+MAX_ERROR_MESSAGE = 2000
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed attempt to persist: ``delay`` seconds to the retry, or None for a dead letter."""
+
+    error_type: str
+    message: str
+    delay: float | None
+
+
+@dataclass(frozen=True)
+class ExpiredLease:
+    source: str
+    stage: str
+    record_key: str
+    attempts: int
+    lease_owner: str
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    source: str
+    stage: str
+    record_key: str
+    workspace_id: str
+    attempts: int
+    error_type: str | None
+    error_message: str | None
+    failed_at: datetime | None
+
+
+def _json(value: Mapping[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(value, default=str, allow_nan=False)
+
+
+class Queue:
+    def __init__(self, connection: Connection, clock: Clock | None = None) -> None:
+        self.connection = connection
+        self.clock = clock or DatabaseClock()
+
+    def claim(
+        self,
+        source: str,
+        stage: str,
+        *,
+        owner: str,
+        limit: int,
+        lease_seconds: float,
+        workspace: str | None = None,
+    ) -> list[ClaimedRecord]:
+        """Lease up to ``limit`` due records of one stage. Each claim counts as an attempt."""
+        rows = self.connection.execute(
+            query("claim"),
+            {
+                "now": self.clock.now(),
+                "source": source,
+                "stage": stage,
+                "workspace": workspace,
+                "limit": limit,
+                "owner": owner,
+                "lease_seconds": lease_seconds,
+            },
+        )
+        return [
+            ClaimedRecord(
+                source=source,
+                stage=stage,
+                record_key=row.record_key,
+                workspace_id=row.workspace_id,
+                attempt=row.attempts,
+                previous_input_hash=row.input_hash,
+                requested_at=row.requested_at,
+            )
+            for row in rows
+        ]
+
+    def finish(
+        self, source: str, stage: str, *, owner: str, outcomes: Mapping[str, Completed | Skipped]
+    ) -> set[str]:
+        """Persist COMPLETED/SKIPPED outcomes; returns the keys whose lease was still held."""
+        if not outcomes:
+            return set()
+        keys = list(outcomes)
+        values = [outcomes[key] for key in keys]
+        rows = self.connection.execute(
+            query("finish"),
+            {
+                "now": self.clock.now(),
+                "source": source,
+                "stage": stage,
+                "owner": owner,
+                "keys": keys,
+                "statuses": [
+                    Status.COMPLETED if isinstance(v, Completed) else Status.SKIPPED for v in values
+                ],
+                "outputs": [_json(v.output) for v in values],
+                "input_hashes": [
+                    v.input_hash if isinstance(v, Completed) else None for v in values
+                ],
+                "reasons": [v.reason if isinstance(v, Skipped) else None for v in values],
+            },
+        )
+        return {row.record_key for row in rows}
+
+    def fail(
+        self, source: str, stage: str, *, owner: str, failures: Mapping[str, Failure]
+    ) -> tuple[set[str], set[str]]:
+        """Persist FAILED outcomes; returns (keys failed, of which dead-lettered)."""
+        if not failures:
+            return set(), set()
+        keys = list(failures)
+        values = [failures[key] for key in keys]
+        rows = self.connection.execute(
+            query("fail"),
+            {
+                "now": self.clock.now(),
+                "source": source,
+                "stage": stage,
+                "owner": owner,
+                "keys": keys,
+                "error_types": [v.error_type for v in values],
+                "messages": [v.message[:MAX_ERROR_MESSAGE] for v in values],
+                "delays": [v.delay for v in values],
+            },
+        ).all()
+        return {row.record_key for row in rows}, {
+            row.record_key for row in rows if row.dead_lettered
+        }
+
+    def advance(self, source: str, next_stage: str, keys: Sequence[str]) -> int:
+        """Make ``next_stage`` due for records that just finished the stage before it."""
+        if not keys:
+            return 0
+        result = self.connection.execute(
+            query("advance"),
+            {
+                "now": self.clock.now(),
+                "source": source,
+                "next_stage": next_stage,
+                "keys": list(keys),
+            },
+        )
+        return result.rowcount
+
+    def skip_later_stages(self, source: str, stage_index: int, reasons: Mapping[str, str]) -> int:
+        if not reasons:
+            return 0
+        result = self.connection.execute(
+            query("skip_later_stages"),
+            {
+                "now": self.clock.now(),
+                "source": source,
+                "stage_index": stage_index,
+                "keys": list(reasons),
+                "reasons": list(reasons.values()),
+            },
+        )
+        return result.rowcount
+
+    def expired_leases(self, limit: int) -> list[ExpiredLease]:
+        rows = self.connection.execute(
+            query("expired_leases"), {"now": self.clock.now(), "limit": limit}
+        )
+        return [
+            ExpiredLease(row.source, row.stage, row.record_key, row.attempts, row.lease_owner)
+            for row in rows
+        ]
+
+    def dead_letters(
+        self,
+        *,
+        source: str | None = None,
+        stage: str | None = None,
+        error_type: str | None = None,
+        limit: int = 100,
+    ) -> list[DeadLetter]:
+        rows = self.connection.execute(
+            query("dead_letters"),
+            {"source": source, "stage": stage, "error_type": error_type, "limit": limit},
+        )
+        return [
+            DeadLetter(
+                source=row.source,
+                stage=row.stage,
+                record_key=row.record_key,
+                workspace_id=row.workspace_id,
+                attempts=row.attempts,
+                error_type=row.last_error_type,
+                error_message=row.last_error_message,
+                failed_at=row.finished_at,
+            )
+            for row in rows
+        ]
+
+    def retry_dead_letters(
+        self, *, source: str | None = None, stage: str | None = None, error_type: str | None = None
+    ) -> int:
+        """Requeue dead letters matching every given filter for a fresh set of attempts."""
+        result = self.connection.execute(
+            query("retry_dead_letters"),
+            {"now": self.clock.now(), "source": source, "stage": stage, "error_type": error_type},
+        )
+        return len(result.all())

@@ -1,0 +1,317 @@
+"""The runner: fold events, reclaim expired leases, then claim → run stage → persist, batch by
+batch. Each batch's outcomes are written in one transaction; a clean run leaves nothing
+IN_PROGRESS."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Engine
+
+from enrichment.clock import Clock, DatabaseClock
+from enrichment.errors import UnknownStage
+from enrichment.events import FoldResult, fold
+from enrichment.pipeline import Pipeline, Pipelines, StageSpec, register
+from enrichment.queue import Failure, Queue
+from enrichment.stages.base import ClaimedRecord, Completed, Failed, Skipped, StageOutcome
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchReport:
+    """What one claim → run → persist cycle did."""
+
+    source: str
+    stage: str
+    claimed: int = 0
+    completed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    lost_leases: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class RunReport:
+    """What a drain did, in total and per batch."""
+
+    batches: list[BatchReport] = field(default_factory=list)
+    folded: FoldResult = field(default_factory=FoldResult)
+    reclaimed: int = 0
+    seconds: float = 0.0
+
+    def total(self, name: str) -> int:
+        return sum(getattr(batch, name) for batch in self.batches)
+
+    def summary(self) -> dict[str, float]:
+        names = ("claimed", "completed", "skipped", "failed", "dead_lettered", "lost_leases")
+        summary: dict[str, float] = {name: self.total(name) for name in names}
+        summary.update(
+            events_folded=self.folded.events,
+            events_rejected=self.folded.rejected,
+            leases_reclaimed=self.reclaimed,
+            seconds=round(self.seconds, 3),
+        )
+        return summary
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _check_outcome(record: ClaimedRecord, outcome: object, stage: str) -> StageOutcome:
+    """Turn a stage's contract violations into per-record failures that name the record."""
+    if isinstance(outcome, Failed):
+        return outcome
+    if not isinstance(outcome, Completed | Skipped):
+        return Failed(
+            "InvalidOutcome",
+            f"stage {stage!r} returned {type(outcome).__name__} for record {record.record_key!r}, "
+            "expected Completed, Skipped or Failed",
+            retryable=False,
+        )
+    try:
+        json.dumps(outcome.output, default=str, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        return Failed(
+            "InvalidOutput",
+            f"stage {stage!r} produced an output for record {record.record_key!r} that is not "
+            f"JSON: {err}",
+            retryable=False,
+        )
+    return outcome
+
+
+class Runner:
+    """Runs pipelines against the queue. Many runners, in many processes on many machines, can
+    work on the same database at once: claims never overlap and leases fence late writers."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        pipelines: Pipelines | Iterable[Pipeline],
+        *,
+        clock: Clock | None = None,
+        worker: str | None = None,
+        batch_size: int = 500,
+        fold_limit: int = 5000,
+    ) -> None:
+        self.engine = engine
+        self.pipelines = pipelines if isinstance(pipelines, Pipelines) else Pipelines(pipelines)
+        self.clock = clock or DatabaseClock()
+        self.worker = worker or default_worker_name()
+        self.batch_size = batch_size
+        self.fold_limit = fold_limit
+
+    def register(self) -> None:
+        """Declare every pipeline's source and stage order in the database."""
+        with self.engine.begin() as connection:
+            for pipeline in self.pipelines.values():
+                register(connection, pipeline)
+
+    def fold_events(self) -> FoldResult:
+        """Fold all waiting events into record_state (or none, if another worker is folding)."""
+        total = FoldResult()
+        while True:
+            with self.engine.begin() as connection:
+                result = fold(connection, clock=self.clock, limit=self.fold_limit)
+            total += result
+            if result.events < self.fold_limit:
+                return total
+
+    def reclaim_expired(self, limit: int = 10_000) -> int:
+        """Fail leases that expired (their holder died or stalled) so they are retried on the
+        stage's schedule; the lost attempt stays counted and is logged as ``LeaseExpired``."""
+        with self.engine.begin() as connection:
+            queue = Queue(connection, self.clock)
+            expired = [
+                lease for lease in queue.expired_leases(limit) if lease.source in self.pipelines
+            ]
+            groups: dict[tuple[str, str, str], dict[str, Failure]] = defaultdict(dict)
+            for lease in expired:
+                spec = self.pipelines[lease.source].spec(lease.stage)
+                groups[(lease.source, lease.stage, lease.lease_owner)][lease.record_key] = Failure(
+                    "LeaseExpired",
+                    f"lease of {lease.lease_owner} expired before stage {lease.stage!r} finished "
+                    f"(attempt {lease.attempts})",
+                    spec.retry.next_delay(lease.attempts, retryable=True),
+                )
+            reclaimed = 0
+            for (source, stage, owner), failures in groups.items():
+                failed, _ = queue.fail(source, stage, owner=owner, failures=failures)
+                reclaimed += len(failed)
+        if reclaimed:
+            log.warning("reclaimed %d expired leases", reclaimed)
+        return reclaimed
+
+    def run_batch(
+        self,
+        source: str,
+        stage: str,
+        *,
+        batch_size: int | None = None,
+        workspace: str | None = None,
+    ) -> BatchReport:
+        """Claim one batch of ``stage``, run it, persist every outcome in one transaction."""
+        started = time.perf_counter()
+        pipeline = self.pipelines[source]
+        spec = pipeline.spec(stage)
+        owner = f"{self.worker}/{uuid.uuid4().hex[:12]}"
+        report = BatchReport(source=source, stage=stage)
+        with self.engine.begin() as connection:
+            claimed = Queue(connection, self.clock).claim(
+                source,
+                stage,
+                owner=owner,
+                limit=batch_size or self.batch_size,
+                lease_seconds=spec.lease_seconds,
+                workspace=workspace,
+            )
+        report.claimed = len(claimed)
+        if claimed:
+            outcomes = self._run_stage(spec, claimed)
+            with self.engine.begin() as connection:
+                self._persist(connection, pipeline, spec, owner, claimed, outcomes, report)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _run_stage(
+        self, spec: StageSpec, claimed: Sequence[ClaimedRecord]
+    ) -> dict[str, StageOutcome]:
+        try:
+            returned: Mapping[str, object] = spec.stage.run(claimed)
+        except Exception as err:  # a whole-batch failure is a retryable failure of each record
+            log.exception("stage %r failed for a batch of %d records", spec.name, len(claimed))
+            failure = Failed(type(err).__name__, str(err) or repr(err), retryable=True)
+            return {record.record_key: failure for record in claimed}
+        outcomes: dict[str, StageOutcome] = {}
+        for record in claimed:
+            if record.record_key in returned:
+                outcome = _check_outcome(record, returned[record.record_key], spec.name)
+            else:
+                outcome = Failed(
+                    "MissingOutcome",
+                    f"stage {spec.name!r} returned no outcome for record {record.record_key!r}",
+                )
+            outcomes[record.record_key] = outcome
+        return outcomes
+
+    def _persist(
+        self,
+        connection: Connection,
+        pipeline: Pipeline,
+        spec: StageSpec,
+        owner: str,
+        claimed: Sequence[ClaimedRecord],
+        outcomes: Mapping[str, StageOutcome],
+        report: BatchReport,
+    ) -> None:
+        queue = Queue(connection, self.clock)
+        attempts = {record.record_key: record.attempt for record in claimed}
+        done = {k: o for k, o in outcomes.items() if isinstance(o, Completed | Skipped)}
+        failures = {
+            key: Failure(
+                outcome.error_type,
+                outcome.message,
+                spec.retry.next_delay(attempts[key], retryable=outcome.retryable),
+            )
+            for key, outcome in outcomes.items()
+            if isinstance(outcome, Failed)
+        }
+        finished = queue.finish(pipeline.source, spec.name, owner=owner, outcomes=done)
+        failed, dead = queue.fail(pipeline.source, spec.name, owner=owner, failures=failures)
+        gated = {
+            key: outcome.reason
+            for key, outcome in done.items()
+            if isinstance(outcome, Skipped) and outcome.skip_remaining and key in finished
+        }
+        queue.skip_later_stages(pipeline.source, pipeline.index(spec.name), gated)
+        next_stage = pipeline.next_stage(spec.name)
+        if next_stage is not None:
+            queue.advance(pipeline.source, next_stage, [k for k in finished if k not in gated])
+
+        report.completed = sum(isinstance(done[k], Completed) for k in finished)
+        report.skipped = len(finished) - report.completed
+        report.failed = len(failed)
+        report.dead_lettered = len(dead)
+        report.lost_leases = len(claimed) - len(finished) - len(failed)
+        for key in sorted(dead):
+            log.warning(
+                "dead letter: source=%s stage=%s record=%s error=%s",
+                pipeline.source,
+                spec.name,
+                key,
+                failures[key].error_type,
+            )
+        if report.lost_leases:
+            log.warning(
+                "%d records of %s/%s were reclaimed by another worker before this one finished",
+                report.lost_leases,
+                pipeline.source,
+                spec.name,
+            )
+
+    def drain(
+        self,
+        *,
+        sources: Iterable[str] | None = None,
+        stages: Iterable[str] | None = None,
+        workspace: str | None = None,
+        batch_size: int | None = None,
+        time_budget: float | None = None,
+        max_records: int | None = None,
+    ) -> RunReport:
+        """Work until nothing is due (or the time budget or record limit is reached): fold
+        events, reclaim expired leases, then each stage in order, batch by batch."""
+        started = time.perf_counter()
+        deadline = None if time_budget is None else started + time_budget
+        selected = self.pipelines.select(sources)
+        wanted = list(stages) if stages is not None else None
+        plan = [
+            (pipeline.source, spec.name)
+            for pipeline in selected
+            for spec in pipeline.stages
+            if wanted is None or spec.name in wanted
+        ]
+        known = sorted({name for pipeline in selected for name in pipeline.stage_names})
+        for stage in wanted or []:  # a stage that no selected pipeline has is a typo: say so
+            if stage not in known:
+                raise UnknownStage(stage, ", ".join(p.source for p in selected), known)
+        size = batch_size or self.batch_size
+        report = RunReport()
+
+        def out_of_budget() -> bool:
+            over_time = deadline is not None and time.perf_counter() >= deadline
+            over_count = max_records is not None and report.total("claimed") >= max_records
+            return over_time or over_count
+
+        while not out_of_budget():
+            report.folded += self.fold_events()
+            report.reclaimed += self.reclaim_expired()
+            progressed = False
+            for source, stage in plan:
+                while not out_of_budget():
+                    limit = size
+                    if max_records is not None:
+                        limit = min(limit, max_records - report.total("claimed"))
+                    batch = self.run_batch(source, stage, batch_size=limit, workspace=workspace)
+                    if batch.claimed == 0:
+                        break
+                    report.batches.append(batch)
+                    progressed = True
+                    if batch.claimed < limit:
+                        break
+            if not progressed:
+                break
+        report.seconds = time.perf_counter() - started
+        return report

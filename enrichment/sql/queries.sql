@@ -1,0 +1,356 @@
+-- The work queue, as SQL. Every query is named (`-- name: x`) and loaded by enrichment.sql.
+--
+-- Invariants the queries keep (and the table's CHECK constraints enforce):
+--   * next_attempt_at IS NOT NULL  <=>  the row waits to be claimed (PENDING and ready, or FAILED
+--     with a retry scheduled). IN_PROGRESS, COMPLETED, SKIPPED, dead letters and PENDING rows
+--     whose previous stage has not finished all have next_attempt_at NULL.
+--   * status = 'IN_PROGRESS'  <=>  lease_owner IS NOT NULL.
+--   * A stage's row becomes due only in the transaction that finishes the stage before it
+--     (query `advance`), so stages run in their declared order.
+--
+-- Time: `clock.now` is the caller's time when one is passed (tests, replays) and the database's
+-- statement_timestamp() otherwise, so that workers on many machines share one clock.
+
+
+-- name: claim
+-- Lease up to :limit due rows of one (source, stage) to :owner.
+-- Index: record_state_due_idx (source, stage, next_attempt_at) WHERE next_attempt_at IS NOT NULL.
+-- Lock: FOR UPDATE SKIP LOCKED, so concurrent workers take disjoint rows and never wait on
+-- each other; a row locked by another claimer is simply left for the next batch.
+WITH clock AS (
+    SELECT coalesce(CAST(:now AS timestamptz), statement_timestamp()) AS now
+),
+due AS (
+    SELECT r.source, r.record_key, r.stage
+    FROM enrichment.record_state AS r, clock
+    WHERE r.source = :source
+      AND r.stage = :stage
+      AND r.next_attempt_at <= clock.now
+      AND (CAST(:workspace AS text) IS NULL OR r.workspace_id = CAST(:workspace AS text))
+    ORDER BY r.next_attempt_at
+    LIMIT :limit
+    FOR UPDATE OF r SKIP LOCKED
+)
+UPDATE enrichment.record_state AS r
+SET status = 'IN_PROGRESS',
+    attempts = r.attempts + 1,
+    next_attempt_at = NULL,
+    lease_owner = :owner,
+    lease_expires_at = clock.now + make_interval(secs => :lease_seconds),
+    started_at = clock.now,
+    updated_at = clock.now
+FROM due, clock
+WHERE r.source = due.source AND r.record_key = due.record_key AND r.stage = due.stage
+RETURNING r.record_key, r.workspace_id, r.attempts, r.input_hash, r.requested_at,
+          r.lease_expires_at;
+
+
+-- name: finish
+-- Mark leased rows COMPLETED or SKIPPED with their outputs, and log the attempt.
+-- Fencing: only rows still leased to :owner change; a worker whose lease expired and was
+-- reclaimed updates nothing and learns it from the returned keys.
+WITH clock AS (
+    SELECT coalesce(CAST(:now AS timestamptz), statement_timestamp()) AS now
+),
+outcome AS (
+    SELECT *
+    FROM unnest(CAST(:keys AS text[]), CAST(:statuses AS text[]), CAST(:outputs AS jsonb[]),
+                CAST(:input_hashes AS text[]), CAST(:reasons AS text[]))
+         AS o(record_key, status, output, input_hash, reason)
+),
+finished AS (
+    UPDATE enrichment.record_state AS r
+    SET status = o.status,
+        output = o.output,
+        input_hash = o.input_hash,
+        skip_reason = o.reason,
+        last_error_type = NULL,
+        last_error_message = NULL,
+        lease_owner = NULL,
+        lease_expires_at = NULL,
+        finished_at = clock.now,
+        updated_at = clock.now
+    FROM outcome AS o, clock
+    WHERE r.source = :source AND r.stage = :stage AND r.record_key = o.record_key
+      AND r.lease_owner = :owner
+    RETURNING r.record_key, r.workspace_id, r.attempts, r.status, r.skip_reason, r.started_at,
+              r.finished_at
+)
+INSERT INTO enrichment.attempts
+    (source, stage, record_key, workspace_id, attempt, outcome, error_message, worker,
+     started_at, finished_at)
+SELECT :source, :stage, f.record_key, f.workspace_id, f.attempts, f.status, f.skip_reason,
+       :owner, f.started_at, f.finished_at
+FROM finished AS f
+RETURNING record_key;
+
+
+-- name: fail
+-- Mark leased rows FAILED, clear their output (NULL, never a default) and log the attempt.
+-- :delays holds, per row, the seconds until the next attempt, or NULL for a dead letter.
+-- Fencing as in `finish`: :owner must still hold the lease.
+WITH clock AS (
+    SELECT coalesce(CAST(:now AS timestamptz), statement_timestamp()) AS now
+),
+outcome AS (
+    SELECT *
+    FROM unnest(CAST(:keys AS text[]), CAST(:error_types AS text[]),
+                CAST(:messages AS text[]), CAST(:delays AS float8[]))
+         AS o(record_key, error_type, message, delay)
+),
+failed AS (
+    UPDATE enrichment.record_state AS r
+    SET status = 'FAILED',
+        output = NULL,
+        last_error_type = o.error_type,
+        last_error_message = o.message,
+        next_attempt_at = clock.now + make_interval(secs => o.delay),
+        lease_owner = NULL,
+        lease_expires_at = NULL,
+        finished_at = clock.now,
+        updated_at = clock.now
+    FROM outcome AS o, clock
+    WHERE r.source = :source AND r.stage = :stage AND r.record_key = o.record_key
+      AND r.lease_owner = :owner
+    RETURNING r.record_key, r.workspace_id, r.attempts, r.last_error_type,
+              r.last_error_message, r.next_attempt_at, r.started_at, r.finished_at
+)
+INSERT INTO enrichment.attempts
+    (source, stage, record_key, workspace_id, attempt, outcome, error_type, error_message,
+     worker, started_at, finished_at, dead_lettered)
+SELECT :source, :stage, f.record_key, f.workspace_id, f.attempts, 'FAILED', f.last_error_type,
+       f.last_error_message, :owner, f.started_at, f.finished_at, f.next_attempt_at IS NULL
+FROM failed AS f
+RETURNING record_key, dead_lettered;
+
+
+-- name: advance
+-- Make the next stage due for records that just finished the stage before it. Runs in the
+-- same transaction as `finish`, which is what makes stage order hold.
+WITH clock AS (
+    SELECT coalesce(CAST(:now AS timestamptz), statement_timestamp()) AS now
+)
+UPDATE enrichment.record_state AS r
+SET next_attempt_at = clock.now,
+    updated_at = clock.now
+FROM clock
+WHERE r.source = :source
+  AND r.stage = :next_stage
+  AND r.record_key = ANY(CAST(:keys AS text[]))
+  AND r.status = 'PENDING'
+  AND r.next_attempt_at IS NULL;
+
+
+-- name: skip_later_stages
+-- Gate: a stage asked that the record's remaining stages not run this time (low confidence).
+WITH clock AS (
+    SELECT coalesce(CAST(:now AS timestamptz), statement_timestamp()) AS now
+),
+gated AS (
+    SELECT * FROM unnest(CAST(:keys AS text[]), CAST(:reasons AS text[])) AS g(record_key, reason)
+)
+UPDATE enrichment.record_state AS r
+SET status = 'SKIPPED',
+    skip_reason = g.reason,
+    output = NULL,
+    next_attempt_at = NULL,
+    finished_at = clock.now,
+    updated_at = clock.now
+FROM gated AS g, clock
+WHERE r.source = :source
+  AND r.record_key = g.record_key
+  AND r.stage_index > :stage_index
+  AND r.status = 'PENDING';
+
+
+-- name: expired_leases
+-- Leases whose holder did not finish in time (crashed, stalled, partitioned).
+-- Index: record_state_leased_idx (lease_expires_at) WHERE status = 'IN_PROGRESS'.
+-- Lock: SKIP LOCKED so two reclaimers never take the same row; the caller fails these rows
+-- with `fail` (fenced by the expired owner) in the same transaction.
+SELECT r.source, r.stage, r.record_key, r.attempts, r.lease_owner
+FROM enrichment.record_state AS r
+WHERE r.status = 'IN_PROGRESS'
+  AND r.lease_expires_at <= coalesce(CAST(:now AS timestamptz), statement_timestamp())
+ORDER BY r.lease_expires_at
+LIMIT :limit
+FOR UPDATE SKIP LOCKED;
+
+
+-- name: fold_events
+-- Fold the oldest unfolded events into record_state, one pending unit of work per record.
+-- Per record, the newest event in the batch decides: CREATE/UPDATE (re)queue every stage from
+-- the first, DELETE removes pending work and leaves a tombstone. Outputs and input hashes are
+-- kept on requeue so a stage can recognise unchanged input. requested_at keeps the oldest
+-- unserved mutation, so coalesced updates do not hide how long a record has waited.
+-- Lock: the caller holds the fold advisory lock, so events apply strictly in id order.
+-- Index: events_unfolded_idx (id) WHERE folded_at IS NULL.
+WITH clock AS (
+    SELECT coalesce(CAST(:now AS timestamptz), statement_timestamp()) AS now
+),
+batch AS (
+    SELECT e.id, e.workspace_id, e.source, e.record_ids, e.action, e.created_at
+    FROM enrichment.events AS e
+    WHERE e.folded_at IS NULL
+    ORDER BY e.id
+    LIMIT :limit
+    FOR UPDATE
+),
+latest AS (
+    SELECT DISTINCT ON (b.source, k.record_key)
+           b.source, k.record_key, b.workspace_id, b.action,
+           min(b.created_at) OVER (PARTITION BY b.source, k.record_key) AS requested_at
+    FROM batch AS b
+    CROSS JOIN LATERAL unnest(b.record_ids) AS k(record_key)
+    JOIN enrichment.sources AS s ON s.name = b.source
+    ORDER BY b.source, k.record_key, b.id DESC
+),
+requeued AS (
+    INSERT INTO enrichment.record_state AS r
+        (source, record_key, stage, stage_index, workspace_id, status, attempts,
+         next_attempt_at, requested_at, created_at, updated_at)
+    SELECT l.source, l.record_key, st.stage, st.ord - 1, l.workspace_id, 'PENDING', 0,
+           CASE WHEN st.ord = 1 THEN clock.now END, l.requested_at, clock.now, clock.now
+    FROM latest AS l
+    JOIN enrichment.sources AS s ON s.name = l.source
+    CROSS JOIN LATERAL unnest(s.stages) WITH ORDINALITY AS st(stage, ord)
+    CROSS JOIN clock
+    WHERE l.action <> 'DELETE'
+    ON CONFLICT (source, record_key, stage) DO UPDATE
+    SET status = 'PENDING',
+        attempts = 0,
+        next_attempt_at = EXCLUDED.next_attempt_at,
+        stage_index = EXCLUDED.stage_index,
+        workspace_id = EXCLUDED.workspace_id,
+        lease_owner = NULL,
+        lease_expires_at = NULL,
+        skip_reason = NULL,
+        last_error_type = NULL,
+        last_error_message = NULL,
+        deleted_at = NULL,
+        requested_at = CASE
+            WHEN r.status IN ('PENDING', 'IN_PROGRESS') AND r.deleted_at IS NULL
+                THEN least(r.requested_at, EXCLUDED.requested_at)
+            ELSE EXCLUDED.requested_at
+        END,
+        updated_at = EXCLUDED.updated_at
+    RETURNING r.record_key
+),
+deleted AS (
+    UPDATE enrichment.record_state AS r
+    SET status = 'SKIPPED',
+        skip_reason = 'record deleted',
+        output = NULL,
+        next_attempt_at = NULL,
+        lease_owner = NULL,
+        lease_expires_at = NULL,
+        deleted_at = clock.now,
+        updated_at = clock.now
+    FROM latest AS l, clock
+    WHERE l.action = 'DELETE' AND r.source = l.source AND r.record_key = l.record_key
+    RETURNING r.source, r.record_key
+),
+marked AS (
+    UPDATE enrichment.events AS e
+    SET folded_at = clock.now,
+        fold_error = CASE WHEN s.name IS NULL
+                          THEN 'unknown source ' || quote_literal(b.source) END
+    FROM batch AS b
+    LEFT JOIN enrichment.sources AS s ON s.name = b.source
+    CROSS JOIN clock
+    WHERE e.id = b.id
+    RETURNING e.id, e.fold_error
+)
+SELECT (SELECT count(*) FROM marked) AS events,
+       (SELECT count(*) FROM marked WHERE fold_error IS NOT NULL) AS rejected,
+       (SELECT count(*) FROM latest WHERE action <> 'DELETE') AS requeued_records,
+       (SELECT count(DISTINCT (source, record_key)) FROM deleted) AS deleted_records;
+
+
+-- name: enqueue_event
+-- Append one event. An idempotency key already seen makes this a no-op (nothing returned).
+-- Index: events_idempotency_key_key (idempotency_key) WHERE idempotency_key IS NOT NULL.
+INSERT INTO enrichment.events
+    (workspace_id, source, record_ids, action, reason, idempotency_key, payload)
+VALUES (:workspace_id, :source, CAST(:record_ids AS text[]), :action, :reason,
+        :idempotency_key, CAST(:payload AS jsonb))
+ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING id;
+
+
+-- name: register_source
+-- Declare (or re-declare) a source and its ordered stages.
+INSERT INTO enrichment.sources (name, stages, updated_at)
+VALUES (:name, CAST(:stages AS text[]), statement_timestamp())
+ON CONFLICT (name) DO UPDATE
+SET stages = EXCLUDED.stages, updated_at = EXCLUDED.updated_at
+WHERE enrichment.sources.stages IS DISTINCT FROM EXCLUDED.stages
+RETURNING name;
+
+
+-- name: source_stages
+SELECT name, stages FROM enrichment.sources ORDER BY name;
+
+
+-- name: status_counts
+-- Per source and stage: counts by status, backlog and the oldest unserved request.
+-- Deleted records (tombstones) are not work and are left out.
+SELECT r.source,
+       r.stage,
+       min(r.stage_index) AS stage_index,
+       count(*) FILTER (WHERE r.status = 'PENDING') AS pending,
+       count(*) FILTER (WHERE r.status = 'IN_PROGRESS') AS in_progress,
+       count(*) FILTER (WHERE r.status = 'COMPLETED') AS completed,
+       count(*) FILTER (WHERE r.status = 'SKIPPED') AS skipped,
+       count(*) FILTER (WHERE r.status = 'FAILED' AND r.next_attempt_at IS NOT NULL)
+           AS retrying,
+       count(*) FILTER (WHERE r.status = 'FAILED' AND r.next_attempt_at IS NULL)
+           AS dead_letters,
+       min(r.requested_at) FILTER (WHERE r.status IN ('PENDING', 'IN_PROGRESS', 'FAILED')
+                                     AND NOT (r.status = 'FAILED' AND r.next_attempt_at IS NULL))
+           AS oldest_pending_since
+FROM enrichment.record_state AS r
+WHERE r.deleted_at IS NULL
+  AND (CAST(:source AS text) IS NULL OR r.source = CAST(:source AS text))
+GROUP BY r.source, r.stage
+ORDER BY r.source, min(r.stage_index);
+
+
+-- name: unfolded_events
+SELECT count(*) FILTER (WHERE folded_at IS NULL) AS unfolded,
+       min(created_at) FILTER (WHERE folded_at IS NULL) AS oldest_unfolded,
+       count(*) FILTER (WHERE fold_error IS NOT NULL) AS rejected
+FROM enrichment.events
+WHERE folded_at IS NULL OR fold_error IS NOT NULL;
+
+
+-- name: dead_letters
+-- FAILED with no attempt scheduled. Index: record_state_dead_idx.
+SELECT r.source, r.stage, r.record_key, r.workspace_id, r.attempts, r.last_error_type,
+       r.last_error_message, r.finished_at
+FROM enrichment.record_state AS r
+WHERE r.status = 'FAILED' AND r.next_attempt_at IS NULL
+  AND (CAST(:source AS text) IS NULL OR r.source = CAST(:source AS text))
+  AND (CAST(:stage AS text) IS NULL OR r.stage = CAST(:stage AS text))
+  AND (CAST(:error_type AS text) IS NULL OR r.last_error_type = CAST(:error_type AS text))
+ORDER BY r.finished_at DESC, r.source, r.record_key
+LIMIT :limit;
+
+
+-- name: retry_dead_letters
+-- Requeue dead letters for a fresh set of attempts; the last error stays visible until the
+-- next attempt replaces it.
+WITH clock AS (
+    SELECT coalesce(CAST(:now AS timestamptz), statement_timestamp()) AS now
+)
+UPDATE enrichment.record_state AS r
+SET status = 'PENDING',
+    attempts = 0,
+    next_attempt_at = clock.now,
+    updated_at = clock.now
+FROM clock
+WHERE r.status = 'FAILED' AND r.next_attempt_at IS NULL
+  AND (CAST(:source AS text) IS NULL OR r.source = CAST(:source AS text))
+  AND (CAST(:stage AS text) IS NULL OR r.stage = CAST(:stage AS text))
+  AND (CAST(:error_type AS text) IS NULL OR r.last_error_type = CAST(:error_type AS text))
+RETURNING r.source, r.stage, r.record_key;

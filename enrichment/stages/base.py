@@ -1,0 +1,66 @@
+"""The stage interface: a batch of claimed records in, one outcome per record out.
+
+Outcomes are values, not exceptions, so one bad record never fails its batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRecord:
+    """One record leased to this worker for one stage."""
+
+    source: str
+    stage: str
+    record_key: str
+    workspace_id: str
+    attempt: int
+    previous_input_hash: str | None
+    requested_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    output: Mapping[str, Any] | None = None
+    input_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """Nothing to do for this record at this stage.
+
+    ``skip_remaining`` also skips the record's later stages (with the same reason), for gates
+    such as a confidence below the stage's minimum.
+    """
+
+    reason: str
+    skip_remaining: bool = False
+    output: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The attempt failed. Permanent failures (``retryable=False``) are dead-lettered at once."""
+
+    error_type: str
+    message: str
+    retryable: bool = True
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+StageOutcome = Completed | Skipped | Failed
+
+
+@runtime_checkable
+class Stage(Protocol):
+    """A step of a pipeline. ``run`` gets a whole batch so it can make one model call and one
+    database round trip per batch; it returns an outcome for every record key it was given."""
+
+    name: str
+
+    def run(self, records: Sequence[ClaimedRecord]) -> Mapping[str, StageOutcome]: ...

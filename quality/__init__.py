@@ -1,0 +1,1 @@
+"""Metrics, thresholds, alerts and quality reports over the enrichment schema."""
