@@ -189,6 +189,13 @@ class Queue:
             for row in rows
         ]
 
+    def outputs(self, source: str, stage: str, keys: Sequence[str]) -> dict[str, Any]:
+        """COMPLETED outputs of ``stage`` for ``keys``; records without one are left out."""
+        rows = self.connection.execute(
+            query("stage_outputs"), {"source": source, "stage": stage, "keys": list(keys)}
+        )
+        return {row.record_key: row.output for row in rows}
+
     def dead_letters(
         self,
         *,

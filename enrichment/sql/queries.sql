@@ -294,11 +294,13 @@ SELECT name, stages FROM enrichment.sources ORDER BY name;
 
 -- name: status_counts
 -- Per source and stage: counts by status, backlog and the oldest unserved request.
+-- pending = due now or later; waiting = PENDING behind an unfinished earlier stage.
 -- Deleted records (tombstones) are not work and are left out.
 SELECT r.source,
        r.stage,
        min(r.stage_index) AS stage_index,
-       count(*) FILTER (WHERE r.status = 'PENDING') AS pending,
+       count(*) FILTER (WHERE r.status = 'PENDING' AND r.next_attempt_at IS NOT NULL) AS pending,
+       count(*) FILTER (WHERE r.status = 'PENDING' AND r.next_attempt_at IS NULL) AS waiting,
        count(*) FILTER (WHERE r.status = 'IN_PROGRESS') AS in_progress,
        count(*) FILTER (WHERE r.status = 'COMPLETED') AS completed,
        count(*) FILTER (WHERE r.status = 'SKIPPED') AS skipped,
@@ -306,9 +308,8 @@ SELECT r.source,
            AS retrying,
        count(*) FILTER (WHERE r.status = 'FAILED' AND r.next_attempt_at IS NULL)
            AS dead_letters,
-       min(r.requested_at) FILTER (WHERE r.status IN ('PENDING', 'IN_PROGRESS', 'FAILED')
-                                     AND NOT (r.status = 'FAILED' AND r.next_attempt_at IS NULL))
-           AS oldest_pending_since
+       min(r.requested_at) FILTER (WHERE r.next_attempt_at IS NOT NULL
+                                      OR r.status = 'IN_PROGRESS') AS oldest_pending_since
 FROM enrichment.record_state AS r
 WHERE r.deleted_at IS NULL
   AND (CAST(:source AS text) IS NULL OR r.source = CAST(:source AS text))
@@ -354,3 +355,14 @@ WHERE r.status = 'FAILED' AND r.next_attempt_at IS NULL
   AND (CAST(:stage AS text) IS NULL OR r.stage = CAST(:stage AS text))
   AND (CAST(:error_type AS text) IS NULL OR r.last_error_type = CAST(:error_type AS text))
 RETURNING r.source, r.stage, r.record_key;
+
+
+-- name: stage_outputs
+-- Outputs of an earlier stage for a batch of records, for stages that build on them.
+-- Index: the primary key (source, record_key, stage).
+SELECT r.record_key, r.output
+FROM enrichment.record_state AS r
+WHERE r.source = :source
+  AND r.stage = :stage
+  AND r.record_key = ANY(CAST(:keys AS text[]))
+  AND r.status = 'COMPLETED';

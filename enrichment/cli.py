@@ -1,0 +1,329 @@
+"""The ``enrich`` command line for operators."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from enrichment import embedded, migrate
+from enrichment.database import database_url, get_engine
+from enrichment.errors import EnrichmentError
+from enrichment.events import enqueue, parse_event
+from enrichment.queue import Queue
+from enrichment.settings import get_settings
+from enrichment.states import Action, Reason
+from enrichment.status import queue_status
+
+app = typer.Typer(
+    help="Staged enrichment of PostgreSQL records into pgvector.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(
+    help="The database: embedded server and schema migrations.", no_args_is_help=True
+)
+events_app = typer.Typer(help="Mutation events: the queue's input.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(events_app, name="events")
+
+# Piped output (logs, CI) is not cut to 80 columns; a terminal keeps its own width.
+console = Console(width=None if sys.stdout.isatty() else 140)
+err_console = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+SourceOption = Annotated[str | None, typer.Option("--source", help="Only this source.")]
+StageOption = Annotated[str | None, typer.Option("--stage", help="Only this stage.")]
+ErrorTypeOption = Annotated[
+    str | None, typer.Option("--error-type", help="Only failures of this error type.")
+]
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+# --- db ---------------------------------------------------------------------------------------
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Start the embedded PostgreSQL (or reuse the running one) and print its URL."""
+    settings = get_settings()
+    if settings.database_url:
+        console.print("DATABASE_URL is set: nothing to start.")
+        return
+    console.print(embedded.start(settings.resolved_pgdata_dir, settings.embedded_database))
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL."""
+    settings = get_settings()
+    if settings.database_url:
+        console.print("DATABASE_URL is set: the embedded server is not in use.")
+        return
+    stopped = embedded.stop(settings.resolved_pgdata_dir)
+    console.print("stopped" if stopped else "not running")
+
+
+@db_app.command("status")
+def db_status(as_json: JsonOption = False) -> None:
+    """Whether the embedded server runs, where its data lives, and the schema revision."""
+    settings = get_settings()
+    info: dict[str, Any]
+    if settings.database_url:
+        info = {"mode": "external", "url": _redact(settings.database_url)}
+        running = True
+    else:
+        state = embedded.status(settings.resolved_pgdata_dir, settings.embedded_database)
+        info = {
+            "mode": "embedded",
+            "pgdata": str(state.pgdata),
+            "running": state.running,
+            "pid": state.pid,
+            "url": state.url,
+        }
+        running = state.running
+    if running:
+        engine = get_engine()
+        info["revision"] = migrate.current_revision(engine)
+        info["head"] = migrate.head_revision()
+    if as_json:
+        _print_json(info)
+        return
+    for key, value in info.items():
+        console.print(f"[bold]{key}[/bold]: {value}")
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the database URL in use (starting the embedded server if needed)."""
+    sys.stdout.write(database_url() + "\n")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply schema migrations. Safe to run again, and from several processes at once."""
+    engine = get_engine()
+    migrate.upgrade(engine, revision)
+    console.print(f"schema at {migrate.current_revision(engine)}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision ('base' drops everything).")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Revert schema migrations (destroys the data of the reverted tables)."""
+    if not yes:
+        typer.confirm(f"Downgrade the enrichment schema to {revision!r}?", abort=True)
+    engine = get_engine()
+    migrate.downgrade(engine, revision)
+    console.print(f"schema at {migrate.current_revision(engine)}")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# --- queue ------------------------------------------------------------------------------------
+
+
+@app.command("status")
+def status(source: SourceOption = None, as_json: JsonOption = False) -> None:
+    """Per source and stage: counts by status, backlog, oldest pending age and dead letters.
+
+    due: PENDING and claimable; wait: PENDING behind an unfinished earlier stage; run:
+    IN_PROGRESS; retry: FAILED with a retry scheduled; dead: dead letters (`enrich failures`);
+    backlog: due + run + retry; oldest: age of the oldest request in the backlog."""
+    with get_engine().connect() as connection:
+        report = queue_status(connection, source=source)
+    if as_json:
+        _print_json(report.as_dict())
+        return
+    for source_name in dict.fromkeys(stage.source for stage in report.stages):
+        title = f"source [bold]{source_name}[/bold]"
+        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("stage", no_wrap=True)
+        for column in ("due", "wait", "run", "retry", "done", "skip", "dead", "backlog", "oldest"):
+            table.add_column(column, justify="right", no_wrap=True)
+        for stage in report.stages:
+            if stage.source != source_name:
+                continue
+            table.add_row(
+                stage.stage,
+                str(stage.pending),
+                str(stage.waiting),
+                str(stage.in_progress),
+                str(stage.retrying),
+                str(stage.completed),
+                str(stage.skipped),
+                f"[red]{stage.dead_letters}[/red]" if stage.dead_letters else "0",
+                str(stage.backlog),
+                _age(report.age_seconds(stage.oldest_pending_since)),
+            )
+        console.print(table)
+    if not report.stages:
+        console.print("no records in the queue")
+    console.print(
+        f"events waiting to fold: {report.unfolded_events} "
+        f"(oldest {_age(report.age_seconds(report.oldest_unfolded_since))}); "
+        f"rejected: {report.rejected_events}"
+    )
+
+
+@app.command("failures")
+def failures(
+    source: SourceOption = None,
+    stage: StageOption = None,
+    error_type: ErrorTypeOption = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List dead letters (failed, no attempt left) with error type, message and attempts."""
+    with get_engine().connect() as connection:
+        letters = Queue(connection).dead_letters(
+            source=source, stage=stage, error_type=error_type, limit=limit
+        )
+    if as_json:
+        _print_json([letter.__dict__ for letter in letters])
+        return
+    table = Table(title=f"Dead letters ({len(letters)} shown)", box=box.SIMPLE_HEAD)
+    for column in ("source", "stage", "record", "workspace", "tries", "error"):
+        table.add_column(column, no_wrap=True, justify="right" if column == "tries" else "left")
+    table.add_column("message", ratio=1, min_width=24, overflow="fold")
+    table.add_column("failed", no_wrap=True)
+    for letter in letters:
+        table.add_row(
+            letter.source,
+            letter.stage,
+            letter.record_key,
+            letter.workspace_id,
+            str(letter.attempts),
+            letter.error_type or "",
+            letter.error_message or "",
+            letter.failed_at.strftime("%m-%d %H:%M") if letter.failed_at else "",
+        )
+    console.print(table)
+
+
+@app.command("retry")
+def retry(
+    source: SourceOption = None,
+    stage: StageOption = None,
+    error_type: ErrorTypeOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Requeue dead letters (all, or those matching --source, --stage and --error-type)."""
+    if not yes and not any((source, stage, error_type)):
+        typer.confirm("Requeue every dead letter?", abort=True)
+    with get_engine().begin() as connection:
+        count = Queue(connection).retry_dead_letters(
+            source=source, stage=stage, error_type=error_type
+        )
+    console.print(f"requeued {count} dead letters")
+
+
+@events_app.command("add")
+def events_add(
+    source: Annotated[str, typer.Option(help="Source the records belong to.")],
+    workspace: Annotated[str, typer.Option(help="Workspace of the records.")],
+    ids: Annotated[list[str], typer.Argument(help="Record keys.")],
+    action: Annotated[
+        Action, typer.Option(case_sensitive=False, help="What happened.")
+    ] = Action.UPDATE,
+    reason: Annotated[
+        Reason, typer.Option(case_sensitive=False, help="Why.")
+    ] = Reason.MANUAL_REEMBED,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Drop the event if this key was seen.")
+    ] = None,
+) -> None:
+    """Append one event for the given records."""
+    event = parse_event(
+        {
+            "source": source,
+            "workspace_id": workspace,
+            "record_ids": ids,
+            "action": action,
+            "reason": reason,
+            "idempotency_key": idempotency_key,
+        },
+        label="command line",
+    )
+    with get_engine().begin() as connection:
+        result = enqueue(connection, [event])
+    console.print(f"queued {result.inserted} event(s), {result.duplicates} duplicate(s) dropped")
+
+
+@events_app.command("load")
+def events_load(
+    path: Annotated[Path, typer.Argument(help="JSON lines file of events, or - for stdin.")],
+) -> None:
+    """Append events from JSON lines (one event object per line); all or nothing."""
+    stream = sys.stdin if str(path) == "-" else path.open(encoding="utf-8")
+    events = []
+    with stream:
+        for number, line in enumerate(stream, start=1):
+            if not line.strip():
+                continue
+            label = f"{path}:{number}"
+            try:
+                raw = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise EnrichmentError(f"{label}: not JSON ({err.msg})") from None
+            if not isinstance(raw, dict):
+                raise EnrichmentError(f"{label}: expected a JSON object, got {type(raw).__name__}")
+            events.append(parse_event(raw, label=label))
+    with get_engine().begin() as connection:
+        result = enqueue(connection, events)
+    console.print(f"queued {result.inserted} event(s), {result.duplicates} duplicate(s) dropped")
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+
+@app.command("demo")
+def demo(
+    records: Annotated[
+        int, typer.Option(min=1, max=1_000_000, help="Demo records to generate.")
+    ] = 300,
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Records per batch.")] = 100,
+) -> None:
+    """Seed the demo source, run the enrich flow once (Prefect), print the queue status."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from enrichment.demo import SOURCE
+    from flows.demo import demo_flow
+
+    demo_flow(records=records, batch_size=batch_size)
+    status(source=SOURCE, as_json=False)
+    failures(source=SOURCE, stage=None, error_type=None, limit=3, as_json=False)
+    console.print("`enrich failures` lists every dead letter; `enrich retry` requeues them.")
+
+
+def main() -> None:
+    """Entry point: errors of bad input end with a one-line message and exit code 2."""
+    try:
+        app()
+    except EnrichmentError as err:
+        err_console.print(f"[red]error:[/red] {err}")
+        raise SystemExit(2) from None
