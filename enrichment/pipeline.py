@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
 
+from enrichment.clock import Clock, DatabaseClock
 from enrichment.errors import InvalidInput, UnknownSource, UnknownStage
 from enrichment.retry import RetryPolicy
 from enrichment.sql import query
@@ -93,13 +94,23 @@ class Pipelines(Mapping[str, Pipeline]):
         return [self[source] for source in sources]
 
 
-def register(connection: Connection, pipeline: Pipeline) -> bool:
+def register(connection: Connection, pipeline: Pipeline, *, clock: Clock | None = None) -> bool:
     """Declare the pipeline's source and stage order in the database, so events for it fold.
-    Returns True when the stored stage list changed."""
-    row = connection.execute(
+
+    When the stage list changed, existing records follow it: rows of removed stages are
+    deleted, new stages get PENDING rows (due where the stage before is finished), and nothing
+    already done is redone. Returns True when the stored stage list changed.
+    """
+    changed = connection.execute(
         query("register_source"), {"name": pipeline.source, "stages": pipeline.stage_names}
     ).first()
-    return row is not None
+    if changed is None:
+        return False
+    now = (clock or DatabaseClock()).now()
+    params = {"source": pipeline.source, "now": now}
+    for name in ("drop_undeclared_stages", "reindex_stages", "add_declared_stages", "unblock"):
+        connection.execute(query(name), params)
+    return True
 
 
 def registered_sources(connection: Connection) -> dict[str, list[str]]:

@@ -366,3 +366,64 @@ WHERE r.source = :source
   AND r.stage = :stage
   AND r.record_key = ANY(CAST(:keys AS text[]))
   AND r.status = 'COMPLETED';
+
+
+-- name: drop_undeclared_stages
+-- After a source's stage list changed: rows of stages it no longer declares go.
+DELETE FROM enrichment.record_state AS r
+USING enrichment.sources AS s
+WHERE s.name = :source AND r.source = s.name AND NOT r.stage = ANY(s.stages);
+
+
+-- name: reindex_stages
+UPDATE enrichment.record_state AS r
+SET stage_index = st.ord - 1
+FROM enrichment.sources AS s
+CROSS JOIN LATERAL unnest(s.stages) WITH ORDINALITY AS st(stage, ord)
+WHERE s.name = :source AND r.source = s.name AND r.stage = st.stage
+  AND r.stage_index <> st.ord - 1;
+
+
+-- name: add_declared_stages
+-- Rows for newly declared stages of every live record, PENDING and not yet due; `unblock`
+-- makes them due where the stage before is finished.
+WITH clock AS (
+    SELECT coalesce(CAST(:now AS timestamptz), statement_timestamp()) AS now
+),
+live AS (
+    SELECT r.record_key, min(r.workspace_id) AS workspace_id, min(r.requested_at) AS requested_at
+    FROM enrichment.record_state AS r
+    WHERE r.source = :source AND r.deleted_at IS NULL
+    GROUP BY r.record_key
+)
+INSERT INTO enrichment.record_state
+    (source, record_key, stage, stage_index, workspace_id, status, requested_at, created_at,
+     updated_at)
+SELECT :source, live.record_key, st.stage, st.ord - 1, live.workspace_id, 'PENDING',
+       live.requested_at, clock.now, clock.now
+FROM live
+CROSS JOIN enrichment.sources AS s
+CROSS JOIN LATERAL unnest(s.stages) WITH ORDINALITY AS st(stage, ord)
+CROSS JOIN clock
+WHERE s.name = :source
+ON CONFLICT (source, record_key, stage) DO NOTHING;
+
+
+-- name: unblock
+-- PENDING rows that are not due although the stage before them is finished (or they are
+-- first) become due. Repairs the order after a stage list change; a no-op otherwise.
+WITH clock AS (
+    SELECT coalesce(CAST(:now AS timestamptz), statement_timestamp()) AS now
+)
+UPDATE enrichment.record_state AS r
+SET next_attempt_at = clock.now, updated_at = clock.now
+FROM clock
+WHERE r.source = :source
+  AND r.status = 'PENDING'
+  AND r.next_attempt_at IS NULL
+  AND r.deleted_at IS NULL
+  AND (r.stage_index = 0 OR EXISTS (
+        SELECT 1 FROM enrichment.record_state AS p
+        WHERE p.source = r.source AND p.record_key = r.record_key
+          AND p.stage_index = r.stage_index - 1
+          AND p.status IN ('COMPLETED', 'SKIPPED')));
