@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 
 from enrichment import demo, migrate
@@ -17,7 +18,7 @@ from enrichment.status import queue_status
 from flows.enrich import run_cycle
 
 
-@task(name="seed-demo-data", cache_policy=None)
+@task(name="seed-demo-data", cache_policy=NO_CACHE)
 def seed(records: int) -> int:
     engine = get_engine()
     migrate.upgrade(engine)

@@ -6,22 +6,25 @@ from __future__ import annotations
 import time
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from enrichment.events import FoldResult
 from enrichment.runner import BatchReport, Runner, RunReport
 
 
-@task(name="fold-events", cache_policy=None, retries=3, retry_delay_seconds=[2, 10, 30])
+@task(name="fold-events", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[2, 10, 30])
 def fold_events(runner: Runner) -> FoldResult:
     return runner.fold_events()
 
 
-@task(name="reclaim-expired-leases", cache_policy=None, retries=3, retry_delay_seconds=[2, 10, 30])
+@task(
+    name="reclaim-expired-leases", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[2, 10, 30]
+)
 def reclaim_expired(runner: Runner) -> int:
     return runner.reclaim_expired()
 
 
-@task(name="run-batch", cache_policy=None, task_run_name="{source}/{stage}")
+@task(name="run-batch", cache_policy=NO_CACHE, task_run_name="{source}/{stage}")
 def run_batch(runner: Runner, source: str, stage: str, batch_size: int) -> BatchReport:
     return runner.run_batch(source, stage, batch_size=batch_size)
 
