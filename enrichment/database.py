@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
 from functools import cache
+from typing import TypeVar
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from enrichment import embedded
 from enrichment.settings import Settings, get_settings
@@ -40,3 +45,24 @@ def engine_for(url: str) -> Engine:
 
 def get_engine(settings: Settings | None = None) -> Engine:
     return engine_for(database_url(settings))
+
+
+T = TypeVar("T")
+
+# deadlock_detected, serialization_failure: the transaction lost a race and can simply rerun.
+_CONFLICTS = frozenset({"40P01", "40001"})
+
+
+def in_transaction(engine: Engine, work: Callable[[Connection], T], *, attempts: int = 5) -> T:
+    """Run ``work`` in a transaction, rerunning it when PostgreSQL aborts it for a deadlock or
+    a serialization conflict with a concurrent worker. Other errors propagate at once."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with engine.begin() as connection:
+                return work(connection)
+        except DBAPIError as err:
+            sqlstate = getattr(err.orig, "sqlstate", None)
+            if sqlstate not in _CONFLICTS or attempt == attempts:
+                raise
+            time.sleep(random.uniform(0, 0.05 * attempt))
+    raise AssertionError("unreachable")

@@ -82,6 +82,9 @@ class Pipelines(Mapping[str, Pipeline]):
         except KeyError:
             raise UnknownSource(source, sorted(self._by_source)) from None
 
+    def __contains__(self, source: object) -> bool:
+        return source in self._by_source
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._by_source)
 

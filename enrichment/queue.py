@@ -52,6 +52,11 @@ class DeadLetter:
     failed_at: datetime | None
 
 
+def _text(value: str) -> str:
+    """Diagnostic text (errors, skip reasons) as PostgreSQL text can hold it: no NUL bytes."""
+    return value.replace("\x00", "\\x00")
+
+
 def _json(value: Mapping[str, Any] | None) -> str | None:
     return None if value is None else json.dumps(value, default=str, allow_nan=False)
 
@@ -103,7 +108,7 @@ class Queue:
         """Persist COMPLETED/SKIPPED outcomes; returns the keys whose lease was still held."""
         if not outcomes:
             return set()
-        keys = list(outcomes)
+        keys = sorted(outcomes)  # one lock order for every writer: fewer deadlocks
         values = [outcomes[key] for key in keys]
         rows = self.connection.execute(
             query("finish"),
@@ -120,7 +125,7 @@ class Queue:
                 "input_hashes": [
                     v.input_hash if isinstance(v, Completed) else None for v in values
                 ],
-                "reasons": [v.reason if isinstance(v, Skipped) else None for v in values],
+                "reasons": [_text(v.reason) if isinstance(v, Skipped) else None for v in values],
             },
         )
         return {row.record_key for row in rows}
@@ -131,7 +136,7 @@ class Queue:
         """Persist FAILED outcomes; returns (keys failed, of which dead-lettered)."""
         if not failures:
             return set(), set()
-        keys = list(failures)
+        keys = sorted(failures)
         values = [failures[key] for key in keys]
         rows = self.connection.execute(
             query("fail"),
@@ -141,8 +146,8 @@ class Queue:
                 "stage": stage,
                 "owner": owner,
                 "keys": keys,
-                "error_types": [v.error_type for v in values],
-                "messages": [v.message[:MAX_ERROR_MESSAGE] for v in values],
+                "error_types": [_text(v.error_type) for v in values],
+                "messages": [_text(v.message)[:MAX_ERROR_MESSAGE] for v in values],
                 "delays": [v.delay for v in values],
             },
         ).all()
@@ -180,9 +185,11 @@ class Queue:
         )
         return result.rowcount
 
-    def expired_leases(self, limit: int) -> list[ExpiredLease]:
+    def expired_leases(self, limit: int, *, sources: Sequence[str]) -> list[ExpiredLease]:
+        """Expired leases of ``sources``, locked until the end of the transaction."""
         rows = self.connection.execute(
-            query("expired_leases"), {"now": self.clock.now(), "limit": limit}
+            query("expired_leases"),
+            {"now": self.clock.now(), "limit": limit, "sources": list(sources)},
         )
         return [
             ExpiredLease(row.source, row.stage, row.record_key, row.attempts, row.lease_owner)

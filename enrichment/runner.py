@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import time
 import uuid
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, Engine
 
 from enrichment.clock import Clock, DatabaseClock
+from enrichment.database import in_transaction
 from enrichment.errors import UnknownStage
 from enrichment.events import FoldResult, fold
 from enrichment.pipeline import Pipeline, Pipelines, StageSpec, register
@@ -69,6 +71,10 @@ def default_worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+# A \u0000 escape in JSON text (not preceded by an odd number of backslashes).
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
 def _check_outcome(record: ClaimedRecord, outcome: object, stage: str) -> StageOutcome:
     """Turn a stage's contract violations into per-record failures that name the record."""
     if isinstance(outcome, Failed):
@@ -81,12 +87,19 @@ def _check_outcome(record: ClaimedRecord, outcome: object, stage: str) -> StageO
             retryable=False,
         )
     try:
-        json.dumps(outcome.output, default=str, allow_nan=False)
+        dumped = json.dumps(outcome.output, default=str, allow_nan=False)
     except (TypeError, ValueError) as err:
         return Failed(
             "InvalidOutput",
             f"stage {stage!r} produced an output for record {record.record_key!r} that is not "
             f"JSON: {err}",
+            retryable=False,
+        )
+    if _JSON_NUL.search(dumped):  # jsonb rejects it, which would fail the whole batch's write
+        return Failed(
+            "InvalidOutput",
+            f"stage {stage!r} produced an output for record {record.record_key!r} with a NUL "
+            "character (\\u0000), which PostgreSQL cannot store",
             retryable=False,
         )
     return outcome
@@ -123,8 +136,9 @@ class Runner:
         """Fold all waiting events into record_state (or none, if another worker is folding)."""
         total = FoldResult()
         while True:
-            with self.engine.begin() as connection:
-                result = fold(connection, clock=self.clock, limit=self.fold_limit)
+            result = in_transaction(
+                self.engine, lambda c: fold(c, clock=self.clock, limit=self.fold_limit)
+            )
             total += result
             if result.events < self.fold_limit:
                 return total
@@ -134,8 +148,11 @@ class Runner:
         stage's schedule; the lost attempt stays counted and is logged as ``LeaseExpired``."""
         with self.engine.begin() as connection:
             queue = Queue(connection, self.clock)
+            # Leases of sources or stages this runner does not run are left to their workers.
             expired = [
-                lease for lease in queue.expired_leases(limit) if lease.source in self.pipelines
+                lease
+                for lease in queue.expired_leases(limit, sources=list(self.pipelines))
+                if lease.stage in self.pipelines[lease.source].stage_names
             ]
             groups: dict[tuple[str, str, str], dict[str, Failure]] = defaultdict(dict)
             for lease in expired:
@@ -180,8 +197,10 @@ class Runner:
         report.claimed = len(claimed)
         if claimed:
             outcomes = self._run_stage(spec, claimed)
-            with self.engine.begin() as connection:
-                self._persist(connection, pipeline, spec, owner, claimed, outcomes, report)
+            in_transaction(
+                self.engine,
+                lambda c: self._persist(c, pipeline, spec, owner, claimed, outcomes, report),
+            )
         report.seconds = time.perf_counter() - started
         return report
 

@@ -172,6 +172,7 @@ SELECT r.source, r.stage, r.record_key, r.attempts, r.lease_owner
 FROM enrichment.record_state AS r
 WHERE r.status = 'IN_PROGRESS'
   AND r.lease_expires_at <= coalesce(CAST(:now AS timestamptz), statement_timestamp())
+  AND r.source = ANY(CAST(:sources AS text[]))
 ORDER BY r.lease_expires_at
 LIMIT :limit
 FOR UPDATE SKIP LOCKED;
@@ -228,8 +229,11 @@ requeued AS (
         last_error_type = NULL,
         last_error_message = NULL,
         deleted_at = NULL,
+        -- Kept while unserved: pending, leased, or failed with a retry scheduled.
         requested_at = CASE
-            WHEN r.status IN ('PENDING', 'IN_PROGRESS') AND r.deleted_at IS NULL
+            WHEN r.deleted_at IS NULL
+                 AND (r.status IN ('PENDING', 'IN_PROGRESS')
+                      OR (r.status = 'FAILED' AND r.next_attempt_at IS NOT NULL))
                 THEN least(r.requested_at, EXCLUDED.requested_at)
             ELSE EXCLUDED.requested_at
         END,
