@@ -32,6 +32,9 @@ class Event(BaseModel):
     reason: Reason = Reason.ENTITY_CHANGED
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=500)
     payload: dict[str, Any] = Field(default_factory=dict)
+    force: bool = Field(
+        default=False, description="Redo every stage even where its input is unchanged."
+    )
 
     @field_validator("record_ids", mode="before")
     @classmethod
@@ -91,6 +94,7 @@ def enqueue(connection: Connection, events: Iterable[Event | Mapping[str, Any]])
                 "reason": event.reason.value,
                 "idempotency_key": event.idempotency_key,
                 "payload": json.dumps(event.payload),
+                "force": event.force,
             },
         ).first()
         inserted += row is not None

@@ -110,7 +110,7 @@ def register(connection: Connection, pipeline: Pipeline, *, clock: Clock | None 
     if changed is None:
         return False
     now = (clock or DatabaseClock()).now()
-    params = {"source": pipeline.source, "now": now}
+    params = {"source": pipeline.source, "now": now, "keys": None}
     for name in ("drop_undeclared_stages", "reindex_stages", "add_declared_stages", "unblock"):
         connection.execute(query(name), params)
     return True

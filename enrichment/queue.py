@@ -170,6 +170,18 @@ class Queue:
         )
         return result.rowcount
 
+    def restore_later_stages(self, source: str, stage_index: int, keys: Sequence[str]) -> int:
+        """Later stages that completed for the same input are COMPLETED again, and the first
+        remaining stage of each record becomes due."""
+        if not keys:
+            return 0
+        params = {"now": self.clock.now(), "source": source, "keys": sorted(keys)}
+        restored = self.connection.execute(
+            query("restore_later_stages"), {**params, "stage_index": stage_index}
+        ).rowcount
+        self.connection.execute(query("unblock"), params)
+        return restored
+
     def skip_later_stages(self, source: str, stage_index: int, reasons: Mapping[str, str]) -> int:
         if not reasons:
             return 0

@@ -40,6 +40,7 @@ class BatchReport:
     failed: int = 0
     dead_lettered: int = 0
     lost_leases: int = 0
+    unchanged: int = 0
     seconds: float = 0.0
 
 
@@ -103,6 +104,15 @@ def _check_outcome(record: ClaimedRecord, outcome: object, stage: str) -> StageO
             retryable=False,
         )
     return outcome
+
+
+def _same_input(outcome: Completed | Skipped, previous_input_hash: str | None) -> bool:
+    """The stage saw exactly the input of its last completion (so its output is the same)."""
+    return (
+        isinstance(outcome, Completed)
+        and outcome.input_hash is not None
+        and outcome.input_hash == previous_input_hash
+    )
 
 
 class Runner:
@@ -254,10 +264,16 @@ class Runner:
             for key, outcome in done.items()
             if isinstance(outcome, Skipped) and outcome.skip_remaining and key in finished
         }
-        queue.skip_later_stages(pipeline.source, pipeline.index(spec.name), gated)
+        index = pipeline.index(spec.name)
+        queue.skip_later_stages(pipeline.source, index, gated)
+        previous = {record.record_key: record.previous_input_hash for record in claimed}
+        unchanged = [key for key in finished if _same_input(done[key], previous[key])]
+        report.unchanged = len(unchanged)
+        queue.restore_later_stages(pipeline.source, index, unchanged)
         next_stage = pipeline.next_stage(spec.name)
         if next_stage is not None:
-            queue.advance(pipeline.source, next_stage, [k for k in finished if k not in gated])
+            moving = set(gated) | set(unchanged)
+            queue.advance(pipeline.source, next_stage, [k for k in finished if k not in moving])
 
         report.completed = sum(isinstance(done[k], Completed) for k in finished)
         report.skipped = len(finished) - report.completed

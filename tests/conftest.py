@@ -20,7 +20,7 @@ from enrichment import embedded, migrate
 from enrichment.database import engine_for, libpq_url
 
 REPO = Path(__file__).resolve().parent.parent
-TABLES = ("attempts", "record_state", "events", "sources")
+TABLES = ("attempts", "record_state", "events", "sources", "embedding_tables")
 
 
 def _admin_url() -> str:
@@ -52,6 +52,11 @@ def engine(database_url: str) -> Engine:
 def db(engine: Engine) -> Engine:
     """The session database, emptied before the test."""
     with engine.begin() as connection:
+        vector_tables = connection.execute(
+            text("SELECT name FROM enrichment.embedding_tables")
+        ).scalars()
+        for name in vector_tables:
+            connection.execute(text(f'DROP TABLE IF EXISTS enrichment."{name}"'))
         connection.execute(
             text("TRUNCATE " + ", ".join(f"enrichment.{t}" for t in TABLES) + " RESTART IDENTITY")
         )

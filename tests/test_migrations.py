@@ -14,6 +14,7 @@ from enrichment.database import engine_for
 from tests.conftest import _admin_url
 
 QUEUE_TABLES = {"attempts", "events", "record_state", "sources"}
+HEAD_TABLES = QUEUE_TABLES | {"embedding_tables"}
 
 
 @pytest.fixture
@@ -40,12 +41,18 @@ def test_fresh_database_has_no_revision(fresh):
     assert migrate.current_revision(fresh) is None
 
 
-def test_upgrade_creates_the_queue_tables_at_the_head_revision(fresh):
+def test_upgrade_creates_the_tables_at_the_head_revision(fresh):
     migrate.upgrade(fresh)
 
-    assert tables(fresh) == QUEUE_TABLES | {"alembic_version"}
+    assert tables(fresh) == HEAD_TABLES | {"alembic_version"}
     assert migrate.current_revision(fresh) == migrate.head_revision()
-    assert migrate.head_revision() == "0001_queue"
+    assert migrate.head_revision() == "0002_vectors"
+
+
+def test_first_revision_creates_only_the_queue_tables(fresh):
+    migrate.upgrade(fresh, "0001_queue")
+
+    assert tables(fresh) == QUEUE_TABLES | {"alembic_version"}
 
 
 def test_upgrade_twice_is_a_no_op(fresh):
@@ -63,12 +70,12 @@ def test_upgrade_twice_is_a_no_op(fresh):
     assert names == ["kept"]
 
 
-def test_downgrade_removes_the_queue_tables(fresh):
+def test_downgrade_removes_every_table(fresh):
     migrate.upgrade(fresh)
 
     migrate.downgrade(fresh)
 
-    assert tables(fresh) & QUEUE_TABLES == set()
+    assert tables(fresh) & HEAD_TABLES == set()
     assert migrate.current_revision(fresh) is None
 
 
@@ -78,7 +85,7 @@ def test_upgrade_downgrade_upgrade_round_trip_leaves_a_working_schema(fresh):
 
     migrate.upgrade(fresh)
 
-    assert tables(fresh) == QUEUE_TABLES | {"alembic_version"}
+    assert tables(fresh) == HEAD_TABLES | {"alembic_version"}
     assert migrate.current_revision(fresh) == migrate.head_revision()
     with fresh.begin() as connection:  # the indexes and constraints came back too
         indexes = {

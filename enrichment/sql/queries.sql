@@ -102,6 +102,7 @@ failed AS (
     UPDATE enrichment.record_state AS r
     SET status = 'FAILED',
         output = NULL,
+        input_hash = NULL,
         last_error_type = o.error_type,
         last_error_message = o.message,
         next_attempt_at = clock.now + make_interval(secs => o.delay),
@@ -139,6 +140,29 @@ WHERE r.source = :source
   AND r.record_key = ANY(CAST(:keys AS text[]))
   AND r.status = 'PENDING'
   AND r.next_attempt_at IS NULL;
+
+
+-- name: restore_later_stages
+-- The stage's input hash equals the one of its last completion, so what the later stages did
+-- then still holds: each later stage that completed before (it has an input hash) and is not
+-- behind one that did not is COMPLETED again with its kept output. `unblock` then makes the
+-- first remaining stage due. This is what keeps an insignificant change from re-embedding.
+WITH clock AS (
+    SELECT coalesce(CAST(:now AS timestamptz), statement_timestamp()) AS now
+)
+UPDATE enrichment.record_state AS r
+SET status = 'COMPLETED', finished_at = clock.now, updated_at = clock.now
+FROM clock
+WHERE r.source = :source
+  AND r.record_key = ANY(CAST(:keys AS text[]))
+  AND r.stage_index > :stage_index
+  AND r.status = 'PENDING'
+  AND r.input_hash IS NOT NULL
+  AND NOT EXISTS (
+        SELECT 1 FROM enrichment.record_state AS gap
+        WHERE gap.source = r.source AND gap.record_key = r.record_key
+          AND gap.stage_index > :stage_index AND gap.stage_index < r.stage_index
+          AND (gap.status <> 'PENDING' OR gap.input_hash IS NULL));
 
 
 -- name: skip_later_stages
@@ -190,7 +214,7 @@ WITH clock AS (
     SELECT coalesce(CAST(:now AS timestamptz), statement_timestamp()) AS now
 ),
 batch AS (
-    SELECT e.id, e.workspace_id, e.source, e.record_ids, e.action, e.created_at
+    SELECT e.id, e.workspace_id, e.source, e.record_ids, e.action, e.force, e.created_at
     FROM enrichment.events AS e
     WHERE e.folded_at IS NULL
     ORDER BY e.id
@@ -200,7 +224,8 @@ batch AS (
 latest AS (
     SELECT DISTINCT ON (b.source, k.record_key)
            b.source, k.record_key, b.workspace_id, b.action,
-           min(b.created_at) OVER (PARTITION BY b.source, k.record_key) AS requested_at
+           min(b.created_at) OVER (PARTITION BY b.source, k.record_key) AS requested_at,
+           bool_or(b.force) OVER (PARTITION BY b.source, k.record_key) AS force
     FROM batch AS b
     CROSS JOIN LATERAL unnest(b.record_ids) AS k(record_key)
     JOIN enrichment.sources AS s ON s.name = b.source
@@ -209,12 +234,18 @@ latest AS (
 requeued AS (
     INSERT INTO enrichment.record_state AS r
         (source, record_key, stage, stage_index, workspace_id, status, attempts,
-         next_attempt_at, requested_at, created_at, updated_at)
+         next_attempt_at, input_hash, requested_at, created_at, updated_at)
     SELECT l.source, l.record_key, st.stage, st.ord - 1, l.workspace_id, 'PENDING', 0,
-           CASE WHEN st.ord = 1 THEN clock.now END, l.requested_at, clock.now, clock.now
+           CASE WHEN st.ord = 1 THEN clock.now END,
+           -- A forced event (manual re-embed) forgets the input hash, so no stage takes its
+           -- input for unchanged; otherwise the hash is kept for that comparison.
+           CASE WHEN NOT l.force THEN cur.input_hash END,
+           l.requested_at, clock.now, clock.now
     FROM latest AS l
     JOIN enrichment.sources AS s ON s.name = l.source
     CROSS JOIN LATERAL unnest(s.stages) WITH ORDINALITY AS st(stage, ord)
+    LEFT JOIN enrichment.record_state AS cur
+           ON cur.source = l.source AND cur.record_key = l.record_key AND cur.stage = st.stage
     CROSS JOIN clock
     WHERE l.action <> 'DELETE'
     ON CONFLICT (source, record_key, stage) DO UPDATE
@@ -229,6 +260,7 @@ requeued AS (
         last_error_type = NULL,
         last_error_message = NULL,
         deleted_at = NULL,
+        input_hash = EXCLUDED.input_hash,
         -- Kept while unserved: pending, leased, or failed with a retry scheduled.
         requested_at = CASE
             WHEN r.deleted_at IS NULL
@@ -275,9 +307,9 @@ SELECT (SELECT count(*) FROM marked) AS events,
 -- Append one event. An idempotency key already seen makes this a no-op (nothing returned).
 -- Index: events_idempotency_key_key (idempotency_key) WHERE idempotency_key IS NOT NULL.
 INSERT INTO enrichment.events
-    (workspace_id, source, record_ids, action, reason, idempotency_key, payload)
+    (workspace_id, source, record_ids, action, reason, idempotency_key, payload, force)
 VALUES (:workspace_id, :source, CAST(:record_ids AS text[]), :action, :reason,
-        :idempotency_key, CAST(:payload AS jsonb))
+        :idempotency_key, CAST(:payload AS jsonb), :force)
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id;
 
@@ -414,8 +446,8 @@ ON CONFLICT (source, record_key, stage) DO NOTHING;
 
 
 -- name: unblock
--- PENDING rows that are not due although the stage before them is finished (or they are
--- first) become due. Repairs the order after a stage list change; a no-op otherwise.
+-- PENDING rows (of :keys, or all) that are not due although the stage before them is
+-- finished (or they are first) become due: after a stage list change, after a restore.
 WITH clock AS (
     SELECT coalesce(CAST(:now AS timestamptz), statement_timestamp()) AS now
 )
@@ -423,6 +455,7 @@ UPDATE enrichment.record_state AS r
 SET next_attempt_at = clock.now, updated_at = clock.now
 FROM clock
 WHERE r.source = :source
+  AND (CAST(:keys AS text[]) IS NULL OR r.record_key = ANY(CAST(:keys AS text[])))
   AND r.status = 'PENDING'
   AND r.next_attempt_at IS NULL
   AND r.deleted_at IS NULL
