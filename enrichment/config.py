@@ -1,0 +1,316 @@
+"""Sources and their pipelines, declared in a YAML file and validated once, at the edge.
+
+A mistake is reported with the file, the key path (``sources[0].related[1].join.local``) and
+what was expected; past this module the configuration is trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from enrichment.chunking import ChunkingConfig
+from enrichment.errors import EnrichmentError
+
+_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]{0,62}"
+_QUALIFIED = re.compile(rf"^{_IDENTIFIER}(\.{_IDENTIFIER})?$")
+_COLUMN = re.compile(rf"^{_IDENTIFIER}$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+class ConfigError(EnrichmentError):
+    """The configuration file is wrong: names the file, the key path and what was expected."""
+
+    def __init__(self, path: Path | str, problems: list[tuple[str, str]]) -> None:
+        self.path = str(path)
+        self.problems = problems
+        lines = [f"{key}: {problem}" for key, problem in problems]
+        super().__init__(f"{path}: invalid configuration\n  " + "\n  ".join(lines))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _column(value: str) -> str:
+    if not _COLUMN.match(value):
+        raise ValueError(f"{value!r} is not a column name (letters, digits, underscores)")
+    return value
+
+
+Column = Annotated[str, Field(min_length=1)]
+
+
+class Join(_Strict):
+    """``related.<remote> = source.<local>``: many-to-one (local = the foreign key) and
+    one-to-many (remote = the foreign key) alike."""
+
+    local: Column
+    remote: Column
+
+    _check = field_validator("local", "remote")(_column)
+
+
+class RelatedEntity(_Strict):
+    """Entities one hop away whose fields enrich the record's text."""
+
+    name: str = Field(description="How the template refers to it, e.g. 'customer'.")
+    table: str
+    join: Join
+    fields: list[Column] = Field(min_length=1)
+    entity_type: str | None = None
+    many: bool = Field(default=False, description="One-to-many: a list of related rows.")
+    significant: bool = Field(
+        default=True, description="A change of these fields re-enriches the record."
+    )
+    limit: int = Field(default=20, ge=1, le=1000, description="Rows kept when many=True.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"{value!r} is not a lowercase name like 'customer'")
+        return value
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, value: str) -> str:
+        if not _QUALIFIED.match(value):
+            raise ValueError(f"{value!r} is not a table name like 'public.customers'")
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, value: list[str]) -> list[str]:
+        return [_column(column) for column in value]
+
+
+class EntityMetadata(_Strict):
+    """What the record is, in words: prepended to its text so the vector carries its place in
+    the entity graph."""
+
+    type: str = Field(min_length=1, description="Entity type, e.g. 'support_message'.")
+    category: str = Field(
+        min_length=1, description="Semantic category, e.g. 'Support communication'."
+    )
+    description: str = ""
+    attributes: dict[str, str] = Field(
+        default_factory=dict, description="Column -> label or description."
+    )
+    relationships: dict[str, str] = Field(
+        default_factory=dict, description="Related entity name -> what the relationship means."
+    )
+
+
+class _StageBase(_Strict):
+    retry_delays: tuple[float, ...] | None = Field(
+        default=None, description="Seconds before retry 1..n; default from settings."
+    )
+    lease_seconds: float | None = Field(default=None, gt=0)
+    batch_size: int | None = Field(default=None, ge=1, le=100_000)
+
+
+class ContextStageConfig(_StageBase):
+    kind: Literal["context"] = "context"
+
+
+class ChunkStageConfig(_StageBase):
+    kind: Literal["chunk"] = "chunk"
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat(cls, data: Any) -> Any:
+        """Allow chunking settings at the stage's top level (``chunk: {strategy: fixed}``)."""
+        if isinstance(data, dict):
+            keys = set(ChunkingConfig.model_fields) & set(data)
+            if keys:
+                data = dict(data)
+                data["chunking"] = {**data.get("chunking", {}), **{k: data.pop(k) for k in keys}}
+        return data
+
+
+class LocalEmbedding(_Strict):
+    provider: Literal["local"] = "local"
+    model: str | None = Field(
+        default=None, description="Model directory; default: packaged MiniLM."
+    )
+    device: str | None = Field(default=None, description="cpu or cuda; default: cuda if available.")
+    batch_size: int = Field(default=16, ge=1, le=4096)
+
+
+class OpenAIEmbedding(_Strict):
+    provider: Literal["openai"] = "openai"
+    model: str = Field(min_length=1)
+    base_url: str | None = None
+    api_key_env: str = Field(default="OPENAI_API_KEY", description="Variable holding the key.")
+    dimensions: int = Field(ge=1, le=16_000)
+    send_dimensions: bool = False
+    batch_size: int = Field(default=128, ge=1, le=2048)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=6, ge=0, le=20)
+
+
+EmbeddingConfig = Annotated[LocalEmbedding | OpenAIEmbedding, Field(discriminator="provider")]
+
+
+class EmbedStageConfig(_StageBase):
+    kind: Literal["embed"] = "embed"
+    embedding: EmbeddingConfig = Field(default_factory=LocalEmbedding)
+
+
+StageConfig = Annotated[
+    ContextStageConfig | ChunkStageConfig | EmbedStageConfig, Field(discriminator="kind")
+]
+
+
+class SourceConfig(_Strict):
+    name: str
+    table: str
+    key_column: Column = "id"
+    workspace_column: Column = "workspace_id"
+    updated_at_column: Column | None = "updated_at"
+    columns: list[Column] = Field(
+        min_length=1, description="Columns the pipeline reads; only their changes re-enrich."
+    )
+    entity: EntityMetadata
+    related: list[RelatedEntity] = Field(default_factory=list)
+    template: str | None = Field(
+        default=None, description="Jinja2 template of the enriched text; default: generated."
+    )
+    privacy: Literal["none", "redact", "block"] = "none"
+    stages: list[StageConfig] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"{value!r} is not a lowercase name like 'support_messages'")
+        return value
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, value: str) -> str:
+        if not _QUALIFIED.match(value):
+            raise ValueError(f"{value!r} is not a table name like 'public.support_messages'")
+        return value
+
+    @field_validator("key_column", "workspace_column", "updated_at_column")
+    @classmethod
+    def _columns(cls, value: str | None) -> str | None:
+        return None if value is None else _column(value)
+
+    @field_validator("columns")
+    @classmethod
+    def _column_list(cls, value: list[str]) -> list[str]:
+        return [_column(column) for column in value]
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _stage_shorthand(cls, value: Any) -> Any:
+        """``- context`` and ``- chunk: {...}`` are shorthands for ``- {kind: ..., ...}``."""
+        if not isinstance(value, list):
+            return value
+        stages = []
+        for item in value:
+            if isinstance(item, str):
+                stages.append({"kind": item})
+            elif isinstance(item, dict) and len(item) == 1 and "kind" not in item:
+                ((kind, settings),) = item.items()
+                stages.append({"kind": kind, **(settings or {})})
+            else:
+                stages.append(item)
+        return stages
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SourceConfig:
+        kinds = [stage.kind for stage in self.stages]
+        if len(set(kinds)) != len(kinds):
+            raise ValueError(f"stages: each stage may appear once, got {kinds}")
+        names = [related.name for related in self.related]
+        if len(set(names)) != len(names):
+            raise ValueError(f"related: names must be unique, got {names}")
+        return self
+
+    def stage(self, kind: str) -> Any:
+        return next((stage for stage in self.stages if stage.kind == kind), None)
+
+    def metadata_hash(self) -> str:
+        """Changes when anything that shapes the enriched text changes (semantic metadata,
+        related fields, template): a change re-queues every record of the source."""
+        shaping = {
+            "entity": self.entity.model_dump(),
+            "related": [r.model_dump() for r in self.related],
+            "template": self.template,
+            "columns": self.columns,
+            "privacy": self.privacy,
+        }
+        return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class EnrichConfig(_Strict):
+    sources: list[SourceConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> EnrichConfig:
+        names = [source.name for source in self.sources]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"source names must be unique, repeated: {duplicates}")
+        return self
+
+    def source(self, name: str) -> SourceConfig:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        from enrichment.errors import UnknownSource
+
+        raise UnknownSource(name, [source.name for source in self.sources])
+
+
+_TAGS = {"stages": {"context", "chunk", "embed"}, "embedding": {"local", "openai"}}
+
+
+def _key_path(location: tuple[int | str, ...]) -> str:
+    path, owner = "", ""
+    for part in location:
+        if isinstance(part, str) and part in _TAGS.get(owner, ()):
+            continue  # pydantic's discriminator tag, not a key the user wrote
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
+        owner = part if isinstance(part, str) else owner
+    return path or "(top level)"
+
+
+def parse_config(data: Any, *, path: Path | str = "<config>") -> EnrichConfig:
+    try:
+        return EnrichConfig.model_validate(data)
+    except ValidationError as err:
+        problems = []
+        for error in err.errors():
+            given = "" if error["type"] == "missing" else f" (got {error['input']!r:.80})"
+            problems.append((_key_path(error["loc"]), f"{error['msg']}{given}"))
+        raise ConfigError(path, problems) from None
+
+
+def load_config(path: Path | str) -> EnrichConfig:
+    """Read and validate a YAML configuration file."""
+    path = Path(path)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(path, [("(file)", f"cannot be read: {err.strerror}")]) from None
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        raise ConfigError(
+            path, [(where, f"not valid YAML: {getattr(err, 'problem', err)}")]
+        ) from None
+    return parse_config(data, path=path)
