@@ -82,22 +82,13 @@ def enqueue(connection: Connection, events: Iterable[Event | Mapping[str, Any]])
     for position, event in enumerate(parsed):
         if event.source not in known:
             raise UnknownSource(event.source, sorted(known), field=f"events[{position}].source")
-    inserted = 0
-    for event in parsed:
-        row = connection.execute(
-            query("enqueue_event"),
-            {
-                "workspace_id": event.workspace_id,
-                "source": event.source,
-                "record_ids": list(event.record_ids),
-                "action": event.action.value,
-                "reason": event.reason.value,
-                "idempotency_key": event.idempotency_key,
-                "payload": json.dumps(event.payload),
-                "force": event.force,
-            },
-        ).first()
-        inserted += row is not None
+    if not parsed:
+        return EnqueueResult(inserted=0, duplicates=0)
+    rows = connection.execute(
+        query("enqueue_events"),
+        {"events": json.dumps([event.model_dump(mode="json") for event in parsed])},
+    ).all()
+    inserted = len(rows)
     return EnqueueResult(inserted=inserted, duplicates=len(parsed) - inserted)
 
 

@@ -21,7 +21,7 @@ WITH clock AS (
     SELECT coalesce(CAST(:now AS timestamptz), statement_timestamp()) AS now
 ),
 due AS (
-    SELECT r.source, r.record_key, r.stage
+    SELECT r.ctid AS row_id
     FROM enrichment.record_state AS r, clock
     WHERE r.source = :source
       AND r.stage = :stage
@@ -39,8 +39,9 @@ SET status = 'IN_PROGRESS',
     lease_expires_at = clock.now + make_interval(secs => :lease_seconds),
     started_at = clock.now,
     updated_at = clock.now
-FROM due, clock
-WHERE r.source = due.source AND r.record_key = due.record_key AND r.stage = due.stage
+FROM clock
+-- Back to the locked rows by their physical address (a TID scan), whatever the batch size.
+WHERE r.ctid = ANY(ARRAY(SELECT row_id FROM due))
 RETURNING r.record_key, r.workspace_id, r.attempts, r.input_hash, r.requested_at,
           r.lease_expires_at;
 
@@ -49,6 +50,7 @@ RETURNING r.record_key, r.workspace_id, r.attempts, r.input_hash, r.requested_at
 -- Mark leased rows COMPLETED or SKIPPED with their outputs, and log the attempt.
 -- Fencing: only rows still leased to :owner change; a worker whose lease expired and was
 -- reclaimed updates nothing and learns it from the returned keys.
+-- Index: record_state_lease_owner_idx (lease_owner) finds the batch's rows directly.
 WITH clock AS (
     SELECT coalesce(CAST(:now AS timestamptz), statement_timestamp()) AS now
 ),
@@ -303,13 +305,21 @@ SELECT (SELECT count(*) FROM marked) AS events,
        (SELECT count(DISTINCT (source, record_key)) FROM deleted) AS deleted_records;
 
 
--- name: enqueue_event
--- Append one event. An idempotency key already seen makes this a no-op (nothing returned).
+-- name: enqueue_events
+-- Append a batch of events in one statement, in the order given. An event whose idempotency
+-- key was seen before (or earlier in the same batch) is dropped; the ids of the events
+-- written come back.
 -- Index: events_idempotency_key_key (idempotency_key) WHERE idempotency_key IS NOT NULL.
 INSERT INTO enrichment.events
     (workspace_id, source, record_ids, action, reason, idempotency_key, payload, force)
-VALUES (:workspace_id, :source, CAST(:record_ids AS text[]), :action, :reason,
-        :idempotency_key, CAST(:payload AS jsonb), :force)
+SELECT e.workspace_id, e.source,
+       ARRAY(SELECT jsonb_array_elements_text(e.record_ids)),
+       e.action, e.reason, e.idempotency_key, e.payload, e.force
+FROM jsonb_array_elements(CAST(:events AS jsonb)) WITH ORDINALITY AS item(value, position)
+CROSS JOIN LATERAL jsonb_to_record(item.value) AS e(
+    workspace_id text, source text, record_ids jsonb, action text, reason text,
+    idempotency_key text, payload jsonb, force boolean)
+ORDER BY item.position
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id;
 

@@ -80,6 +80,10 @@ def upgrade() -> None:
         CREATE INDEX record_state_due_idx
             ON enrichment.record_state (source, stage, next_attempt_at)
             WHERE next_attempt_at IS NOT NULL;
+        -- finish / fail: the rows of one lease (a lease token is one batch). Only leased rows
+        -- are indexed, so it stays as small as the work in flight.
+        CREATE INDEX record_state_lease_owner_idx
+            ON enrichment.record_state (lease_owner) WHERE lease_owner IS NOT NULL;
         -- expired_leases: leased rows by expiry.
         CREATE INDEX record_state_leased_idx
             ON enrichment.record_state (lease_expires_at) WHERE status = 'IN_PROGRESS';
