@@ -1,0 +1,1 @@
+"""Hand-run benchmarks. Results are collected, dated, in docs/benchmarks.md."""
