@@ -98,6 +98,7 @@ class FoldResult:
     rejected: int = 0
     requeued_records: int = 0
     deleted_records: int = 0
+    deleted: tuple[tuple[str, str], ...] = ()  # (source, record key) of deleted records
 
     def __add__(self, other: FoldResult) -> FoldResult:
         return FoldResult(
@@ -105,6 +106,7 @@ class FoldResult:
             self.rejected + other.rejected,
             self.requeued_records + other.requeued_records,
             self.deleted_records + other.deleted_records,
+            self.deleted + other.deleted,
         )
 
 
@@ -125,4 +127,5 @@ def fold(connection: Connection, *, clock: Clock | None = None, limit: int = 500
         rejected=row.rejected,
         requeued_records=row.requeued_records,
         deleted_records=row.deleted_records,
+        deleted=tuple((source, key) for source, key in row.deleted_keys),
     )

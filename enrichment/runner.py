@@ -17,13 +17,21 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine
 
+from enrichment import vectors
 from enrichment.clock import Clock, DatabaseClock
 from enrichment.database import in_transaction
 from enrichment.errors import UnknownStage
 from enrichment.events import FoldResult, fold
 from enrichment.pipeline import Pipeline, Pipelines, StageSpec, register
 from enrichment.queue import Failure, Queue
-from enrichment.stages.base import ClaimedRecord, Completed, Failed, Skipped, StageOutcome
+from enrichment.stages.base import (
+    ClaimedRecord,
+    Completed,
+    Failed,
+    Skipped,
+    StageOutcome,
+    WritingStage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -146,12 +154,20 @@ class Runner:
         """Fold all waiting events into record_state (or none, if another worker is folding)."""
         total = FoldResult()
         while True:
-            result = in_transaction(
-                self.engine, lambda c: fold(c, clock=self.clock, limit=self.fold_limit)
-            )
+            result = in_transaction(self.engine, self._fold_and_forget)
             total += result
             if result.events < self.fold_limit:
                 return total
+
+    def _fold_and_forget(self, connection: Connection) -> FoldResult:
+        """Fold, and delete the vectors of deleted records in the same transaction."""
+        result = fold(connection, clock=self.clock, limit=self.fold_limit)
+        by_source: dict[str, list[str]] = defaultdict(list)
+        for source, key in result.deleted:
+            by_source[source].append(key)
+        for source, keys in by_source.items():
+            vectors.delete_records(connection, source, keys)
+        return result
 
     def reclaim_expired(self, limit: int = 10_000) -> int:
         """Fail leases that expired (their holder died or stalled) so they are retried on the
@@ -258,6 +274,10 @@ class Runner:
             if isinstance(outcome, Failed)
         }
         finished = queue.finish(pipeline.source, spec.name, owner=owner, outcomes=done)
+        if isinstance(spec.stage, WritingStage):
+            effects = {k: o.effects for k in finished if isinstance(o := done[k], Completed)}
+            if effects:
+                spec.stage.write(connection, effects)
         failed, dead = queue.fail(pipeline.source, spec.name, owner=owner, failures=failures)
         gated = {
             key: outcome.reason

@@ -302,7 +302,9 @@ marked AS (
 SELECT (SELECT count(*) FROM marked) AS events,
        (SELECT count(*) FROM marked WHERE fold_error IS NOT NULL) AS rejected,
        (SELECT count(*) FROM latest WHERE action <> 'DELETE') AS requeued_records,
-       (SELECT count(DISTINCT (source, record_key)) FROM deleted) AS deleted_records;
+       (SELECT count(DISTINCT (source, record_key)) FROM deleted) AS deleted_records,
+       (SELECT coalesce(jsonb_agg(DISTINCT jsonb_build_array(source, record_key)), '[]')
+        FROM deleted) AS deleted_keys;
 
 
 -- name: enqueue_events

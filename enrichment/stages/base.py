@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from sqlalchemy import Connection
+
 
 @dataclass(frozen=True, slots=True)
 class ClaimedRecord:
@@ -26,8 +28,14 @@ class ClaimedRecord:
 
 @dataclass(frozen=True, slots=True)
 class Completed:
+    """Done. ``input_hash`` identifies what the stage read: when a record comes back with the
+    same input, its later stages keep their results. ``effects`` is what the stage writes
+    outside record_state (vectors); the runner hands it to ``WritingStage.write`` in the same
+    transaction as the outcome, and only while the lease is still held."""
+
     output: Mapping[str, Any] | None = None
     input_hash: str | None = None
+    effects: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,3 +72,13 @@ class Stage(Protocol):
     name: str
 
     def run(self, records: Sequence[ClaimedRecord]) -> Mapping[str, StageOutcome]: ...
+
+
+@runtime_checkable
+class WritingStage(Stage, Protocol):
+    """A stage whose results live outside record_state (vector tables)."""
+
+    def write(self, connection: Connection, effects: Mapping[str, Any]) -> None:
+        """Persist the effects of completed records (by key), inside the outcome's
+        transaction, so the state and the data commit together or not at all."""
+        ...

@@ -1,0 +1,201 @@
+"""From configuration to working pipelines: build each source's stages, register them, and
+re-queue a source's records when what shapes their text changed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pydantic import SecretStr
+from sqlalchemy import Connection, Engine, text
+
+from enrichment.chunking import model_tokenizer
+from enrichment.config import (
+    ChunkStageConfig,
+    EnrichConfig,
+    LocalEmbedding,
+    OpenAIEmbedding,
+    SourceConfig,
+)
+from enrichment.embedders.base import Embedder
+from enrichment.errors import InvalidInput
+from enrichment.events import enqueue
+from enrichment.pipeline import Pipeline, Pipelines, StageSpec, register
+from enrichment.retry import RetryPolicy
+from enrichment.settings import Settings
+from enrichment.stages.base import Stage
+from enrichment.stages.chunk import ChunkStage
+from enrichment.stages.context import ContextStage
+from enrichment.stages.embed import EmbedStage
+from enrichment.states import Action, Reason
+
+REQUEUE_BATCH = 10_000
+
+
+def config_hash(source: SourceConfig) -> str:
+    """Changes when anything that shapes the source's stored results changes: semantic
+    metadata, related fields, template, stage settings, embedding model."""
+    dumped = source.model_dump(mode="json")
+    return hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def build_embedder(config: LocalEmbedding | OpenAIEmbedding) -> Embedder:
+    if isinstance(config, LocalEmbedding):
+        from enrichment.embedders.local import SentenceTransformerEmbedder
+
+        return SentenceTransformerEmbedder(
+            config.model, device=config.device, batch_size=config.batch_size
+        )
+    from enrichment.embedders.openai_compatible import (
+        OpenAICompatibleConfig,
+        OpenAICompatibleEmbedder,
+    )
+
+    key = os.environ.get(config.api_key_env)
+    if not key:
+        raise InvalidInput(
+            "embedding.api_key_env", f"environment variable {config.api_key_env} is not set"
+        )
+    return OpenAICompatibleEmbedder(
+        OpenAICompatibleConfig(
+            model=config.model,
+            base_url=config.base_url,
+            api_key=SecretStr(key),
+            dimensions=config.dimensions,
+            send_dimensions=config.send_dimensions,
+            batch_size=config.batch_size,
+            timeout_seconds=config.timeout_seconds,
+            max_retries=config.max_retries,
+        )
+    )
+
+
+def build_pipeline(engine: Engine, source: SourceConfig, settings: Settings) -> Pipeline:
+    specs = []
+    has_chunk = source.stage("chunk") is not None
+    for stage_config in source.stages:
+        stage: Stage
+        if stage_config.kind == "context":
+            stage = ContextStage(engine, source, config_hash=config_hash(source))
+        elif isinstance(stage_config, ChunkStageConfig):
+            stage = ChunkStage(engine, source.name, stage_config.chunking, model_tokenizer())
+        else:
+            stage = EmbedStage(
+                engine,
+                source.name,
+                build_embedder(stage_config.embedding),  # type: ignore[union-attr]
+                chunk_stage="chunk" if has_chunk else None,
+                store_text=source.privacy != "block",
+            )
+        retry = RetryPolicy(
+            delays=stage_config.retry_delays or settings.retry_delays, jitter=settings.retry_jitter
+        )
+        lease = stage_config.lease_seconds or settings.lease_seconds
+        specs.append(StageSpec(stage, retry=retry, lease_seconds=lease))
+    return Pipeline(source.name, tuple(specs))
+
+
+def build_pipelines(engine: Engine, config: EnrichConfig, settings: Settings) -> Pipelines:
+    return Pipelines(build_pipeline(engine, source, settings) for source in config.sources)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    source: str
+    stages_changed: bool
+    requeued: int
+
+
+def sync(engine: Engine, config: EnrichConfig, pipelines: Pipelines) -> list[SyncResult]:
+    """Register every pipeline; a source whose configuration changed since it was last
+    registered has all its live records re-queued (forced: every stage redoes its work)."""
+    results = []
+    with engine.begin() as connection:
+        for source in config.sources:
+            stages_changed = register(connection, pipelines[source.name])
+            digest = config_hash(source)
+            previous = connection.execute(
+                text("SELECT metadata_hash FROM enrichment.sources WHERE name = :name"),
+                {"name": source.name},
+            ).scalar()
+            requeued = 0
+            if previous is not None and previous != digest:
+                requeued = requeue_all(connection, source.name, reason=Reason.SCHEMA_CHANGED)
+            connection.execute(
+                text("UPDATE enrichment.sources SET metadata_hash = :hash WHERE name = :name"),
+                {"hash": digest, "name": source.name},
+            )
+            results.append(SyncResult(source.name, stages_changed, requeued))
+    return results
+
+
+def requeue_all(
+    connection: Connection, source: str, *, reason: Reason, workspace: str | None = None
+) -> int:
+    """Forced UPDATE events for every live record of ``source`` known to the queue."""
+    rows = connection.execute(
+        text(
+            "SELECT DISTINCT record_key, workspace_id FROM enrichment.record_state "
+            "WHERE source = :source AND deleted_at IS NULL "
+            "AND (CAST(:workspace AS text) IS NULL OR workspace_id = CAST(:workspace AS text))"
+        ),
+        {"source": source, "workspace": workspace},
+    ).all()
+    return _enqueue_keys(connection, source, ((r.workspace_id, r.record_key) for r in rows), reason)
+
+
+def _enqueue_keys(
+    connection: Connection,
+    source: str,
+    keys: Iterable[tuple[str, str]],
+    reason: Reason,
+    *,
+    force: bool = True,
+    action: Action = Action.UPDATE,
+) -> int:
+    by_workspace: dict[str, list[str]] = {}
+    for workspace, key in keys:
+        by_workspace.setdefault(workspace, []).append(key)
+    events = [
+        {
+            "workspace_id": workspace,
+            "source": source,
+            "record_ids": ids[start : start + REQUEUE_BATCH],
+            "action": action,
+            "reason": reason,
+            "force": force,
+        }
+        for workspace, ids in by_workspace.items()
+        for start in range(0, len(ids), REQUEUE_BATCH)
+    ]
+    if events:
+        enqueue(connection, events)
+    return sum(len(ids) for ids in by_workspace.values())
+
+
+def reembed(
+    connection: Connection,
+    source: SourceConfig,
+    *,
+    workspace: str | None = None,
+    ids: list[str] | None = None,
+    force: bool = True,
+) -> int:
+    """Queue records of the source table (all, one workspace's, or the given ids) again."""
+    from enrichment.stages.context import quote
+
+    query = (
+        f"SELECT {quote(source.workspace_column)}::text AS workspace_id, "
+        f"{quote(source.key_column)}::text AS record_key FROM {quote(source.table)} "
+        f"WHERE (CAST(:workspace AS text) IS NULL OR {quote(source.workspace_column)}::text = "
+        "CAST(:workspace AS text)) AND (CAST(:ids AS text[]) IS NULL OR "
+        f"{quote(source.key_column)}::text = ANY(CAST(:ids AS text[])))"
+    )
+    rows = connection.execute(text(query), {"workspace": workspace, "ids": ids}).all()
+    reason = Reason.MANUAL_REEMBED if force else Reason.INTEGRATION_SYNC
+    return _enqueue_keys(
+        connection, source.name, ((r.workspace_id, r.record_key) for r in rows), reason, force=force
+    )
