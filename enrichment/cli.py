@@ -13,12 +13,14 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from enrichment import embedded, migrate
+from enrichment import capture, embedded, migrate, vectors
+from enrichment.config import EnrichConfig, SourceConfig, load_config
 from enrichment.database import database_url, get_engine
 from enrichment.errors import EnrichmentError
 from enrichment.events import enqueue, parse_event
 from enrichment.queue import Queue
 from enrichment.settings import get_settings
+from enrichment.sources import build_pipelines, load_runner, reembed, sync
 from enrichment.states import Action, Reason
 from enrichment.status import queue_status
 
@@ -31,8 +33,16 @@ db_app = typer.Typer(
     help="The database: embedded server and schema migrations.", no_args_is_help=True
 )
 events_app = typer.Typer(help="Mutation events: the queue's input.", no_args_is_help=True)
+sources_app = typer.Typer(
+    help="Configured sources: registration and change capture.", no_args_is_help=True
+)
+vectors_app = typer.Typer(
+    help="Vector tables, one per embedding model (blue-green).", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
+app.add_typer(sources_app, name="sources")
+app.add_typer(vectors_app, name="vectors")
 
 # Piped output (logs, CI) is not cut to 80 columns; a terminal keeps its own width.
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -299,6 +309,148 @@ def events_load(
     console.print(f"queued {result.inserted} event(s), {result.duplicates} duplicate(s) dropped")
 
 
+# --- sources, runs, vectors ---------------------------------------------------------------------
+
+
+def _config() -> EnrichConfig:
+    return load_config(get_settings().config_path)
+
+
+def _selected(config: EnrichConfig, source: str | None) -> list[SourceConfig]:
+    return [config.source(source)] if source else list(config.sources)
+
+
+@sources_app.command("list")
+def sources_list(as_json: JsonOption = False) -> None:
+    """The sources of the configuration file, with their tables and stages."""
+    config = _config()
+    rows = [
+        {
+            "source": s.name,
+            "table": s.table,
+            "stages": [stage.kind for stage in s.stages],
+            "related": [r.table for r in s.related],
+            "privacy": s.privacy,
+        }
+        for s in config.sources
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(title=f"Sources in {get_settings().config_path}", box=box.SIMPLE_HEAD)
+    for column in ("source", "table", "stages", "related", "privacy"):
+        table.add_column(column)
+    for s in config.sources:
+        table.add_row(
+            s.name,
+            s.table,
+            " → ".join(stage.kind for stage in s.stages),
+            ", ".join(r.table for r in s.related) or "-",
+            s.privacy,
+        )
+    console.print(table)
+
+
+@sources_app.command("sync")
+def sources_sync() -> None:
+    """Register the configured sources; re-queue those whose configuration changed."""
+    engine = get_engine()
+    config = _config()
+    for result in sync(engine, config, build_pipelines(engine, config, get_settings())):
+        console.print(f"{result.source}: registered, {result.requeued} records re-queued")
+
+
+@sources_app.command("install")
+def sources_install(source: SourceOption = None) -> None:
+    """Install the change-capture triggers (source and related tables). Safe to run again."""
+    config = _config()
+    with get_engine().begin() as connection:
+        for selected in _selected(config, source):
+            capture.install(connection, selected)
+            console.print(f"{selected.name}: triggers installed on {selected.table}")
+    console.print("Existing rows are not queued by this; `enrich reembed --source S` queues them.")
+
+
+@sources_app.command("uninstall")
+def sources_uninstall(source: SourceOption = None) -> None:
+    """Remove the change-capture triggers."""
+    config = _config()
+    with get_engine().begin() as connection:
+        for selected in _selected(config, source):
+            capture.uninstall(connection, selected)
+            console.print(f"{selected.name}: triggers removed")
+
+
+@app.command("reembed")
+def reembed_command(
+    source: Annotated[str, typer.Option("--source", help="Source to re-embed.")],
+    workspace: Annotated[str | None, typer.Option(help="Only this workspace.")] = None,
+    ids: Annotated[list[str] | None, typer.Option("--ids", help="Only these record keys.")] = None,
+    force: Annotated[
+        bool, typer.Option("--force/--no-force", help="Redo every stage even if unchanged.")
+    ] = True,
+) -> None:
+    """Queue records of a source table again (all, a workspace's, or the given ids)."""
+    config = _config()
+    with get_engine().begin() as connection:
+        count = reembed(
+            connection, config.source(source), workspace=workspace, ids=ids, force=force
+        )
+    console.print(f"queued {count} records of {source}")
+
+
+@app.command("run")
+def run(
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="Only these sources.")
+    ] = None,
+    stage: Annotated[list[str] | None, typer.Option("--stage", help="Only these stages.")] = None,
+    workspace: Annotated[str | None, typer.Option(help="Only this workspace.")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, max=100_000)] = None,
+    time_budget: Annotated[
+        float | None, typer.Option(min=0, help="Stop after this many seconds.")
+    ] = None,
+    max_records: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many claims.")
+    ] = None,
+) -> None:
+    """Drain the queue now, in this process (no Prefect): every stage, batch by batch."""
+    _, runner = load_runner(get_settings(), get_engine())
+    report = runner.drain(
+        sources=source,
+        stages=stage,
+        workspace=workspace,
+        batch_size=batch_size,
+        time_budget=time_budget,
+        max_records=max_records,
+    )
+    _print_json(report.summary())
+
+
+@vectors_app.command("list")
+def vectors_list(as_json: JsonOption = False) -> None:
+    """Vector tables with their model, dimension, state and row count."""
+    with get_engine().connect() as connection:
+        found = [(t, vectors.row_count(connection, t)) for t in vectors.tables(connection)]
+    if as_json:
+        _print_json([{**t.__dict__, "rows": rows} for t, rows in found])
+        return
+    table = Table(title="Vector tables", box=box.SIMPLE_HEAD)
+    for column in ("table", "model", "version", "dims", "state", "rows"):
+        table.add_column(column)
+    for t, rows in found:
+        table.add_row(t.name, t.model_name, t.model_version, str(t.dimensions), t.state, str(rows))
+    console.print(table)
+
+
+@vectors_app.command("activate")
+def vectors_activate(name: Annotated[str, typer.Argument(help="Table to serve searches.")]) -> None:
+    """Switch searches to another vector table (after its backfill); the old one is retired."""
+    with get_engine().begin() as connection:
+        table = vectors.activate(connection, name)
+    console.print(f"{table.name} is active ({table.model_version})")
+
+
 # --- demo -------------------------------------------------------------------------------------
 
 
@@ -314,10 +466,16 @@ def demo(
     from enrichment.demo import SOURCE
     from flows.demo import demo_flow
 
-    demo_flow(records=records, batch_size=batch_size)
+    summary = demo_flow(records=records, batch_size=batch_size)
     status(source=SOURCE, as_json=False)
-    failures(source=SOURCE, stage=None, error_type=None, limit=3, as_json=False)
-    console.print("`enrich failures` lists every dead letter; `enrich retry` requeues them.")
+    vectors_list(as_json=False)
+    if summary["dead_lettered"]:
+        failures(source=SOURCE, stage=None, error_type=None, limit=5, as_json=False)
+        console.print("`enrich failures` lists every dead letter; `enrich retry` requeues them.")
+    console.print(
+        "Change a note (UPDATE enrichment_demo.notes ...; `enrich db url` for psql) and run "
+        "`enrich run`: only what changed is embedded again."
+    )
 
 
 def main() -> None:

@@ -1,149 +1,107 @@
-"""A small demo source (notes in a few workspaces) and a two-stage pipeline over it, so a
-fresh clone can see the queue work end to end: `make demo`."""
+"""Demo data for `make demo`: support notes from customers in three workspaces, described by the
+shipped enrich.yaml. The rows are written with the capture triggers installed, so the demo's
+work arrives the way production work does: as events from the database."""
 
 from __future__ import annotations
 
-import hashlib
+import json
 import random
-from collections.abc import Mapping, Sequence
 
-from sqlalchemy import Connection, Engine, text
-
-from enrichment.pipeline import Pipeline, StageSpec
-from enrichment.queue import Queue
-from enrichment.stages.base import ClaimedRecord, Completed, Failed, StageOutcome
+from sqlalchemy import Connection, text
 
 SOURCE = "demo_notes"
 SCHEMA = "enrichment_demo"
 WORKSPACES = ("acme", "globex", "initech")
-_WORDS = [
-    "order",
-    "shipment",
-    "carrier",
-    "delay",
-    "warehouse",
-    "customer",
-    "refund",
-    "address",
-    "label",
-    "pallet",
-    "invoice",
-    "tracking",
-    "customs",
-    "damaged",
-    "stock",
-    "priority",
-    "express",
-    "return",
-    "sla",
-    "exception",
-]
+_SEGMENTS = ("Enterprise", "Mid-market", "SMB")
+_TIERS = ("Pro", "Team", "Free")
+_REGIONS = ("EMEA", "North America", "APAC")
+_OPENINGS = (
+    "My order has not arrived yet and the tracking page has not changed for three days.",
+    "The parcel arrived damaged, the box was crushed and two items are broken.",
+    "I was charged twice for the same order, please refund the duplicate payment.",
+    "The delivery address on my order is wrong, can you change it before it ships?",
+    "Customs is holding my shipment and asking for documents I never received.",
+    "I am frustrated with the onboarding flow, the setup wizard keeps failing.",
+    "The product I ordered is out of stock again, when will it be available?",
+    "Thanks for the quick help yesterday, everything works now.",
+)
+_DETAILS = (
+    "This is the second time this happens this month.",
+    "We need it for an event on Friday.",
+    "Our team has been waiting on this for a week.",
+    "Please call me back, email is too slow for this.",
+    "",
+)
 
 
-def create_table(connection: Connection) -> None:
+def create_tables(connection: Connection) -> None:
     connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
     connection.execute(
         text(
             f"""
+            CREATE TABLE IF NOT EXISTS {SCHEMA}.customers (
+                id       bigint PRIMARY KEY,
+                name     text NOT NULL,
+                segment  text,
+                tier     text,
+                region   text
+            );
             CREATE TABLE IF NOT EXISTS {SCHEMA}.notes (
                 id            bigint PRIMARY KEY,
                 workspace_id  text NOT NULL,
                 body          text,
                 updated_at    timestamptz NOT NULL DEFAULT now()
-            )
+            );
+            -- Columns added after the first demo: older demo tables gain them.
+            ALTER TABLE {SCHEMA}.notes
+                ADD COLUMN IF NOT EXISTS customer_id bigint REFERENCES {SCHEMA}.customers (id),
+                ADD COLUMN IF NOT EXISTS channel text;
             """
         )
     )
 
 
-def seed_notes(connection: Connection, count: int, *, seed: int = 7) -> dict[str, list[str]]:
-    """Replace the demo notes with ``count`` generated ones; returns record keys by workspace.
-    One note in fifty has an empty body, to show how bad input is reported."""
+def seed(connection: Connection, count: int, *, seed: int = 7) -> None:
+    """Replace the demo rows with ``count`` generated notes (and their customers)."""
     rng = random.Random(seed)
-    create_table(connection)
-    connection.execute(text(f"TRUNCATE {SCHEMA}.notes"))
-    rows = []
-    keys: dict[str, list[str]] = {workspace: [] for workspace in WORKSPACES}
-    for note_id in range(1, count + 1):
-        workspace = WORKSPACES[note_id % len(WORKSPACES)]
-        words = rng.choices(_WORDS, k=rng.randint(3, 60))
-        body = "" if note_id % 50 == 0 else " ".join(words).capitalize() + "."
-        rows.append({"id": note_id, "workspace_id": workspace, "body": body})
-        keys[workspace].append(str(note_id))
-    if rows:
+    create_tables(connection)
+    connection.execute(text(f"DELETE FROM {SCHEMA}.notes"))
+    connection.execute(text(f"DELETE FROM {SCHEMA}.customers"))
+    customers = [
+        {
+            "id": number,
+            "name": f"Customer {number}",
+            "segment": rng.choice(_SEGMENTS),
+            "tier": rng.choice(_TIERS),
+            "region": rng.choice(_REGIONS) if number % 7 else None,  # some unknown: absent
+        }
+        for number in range(1, max(2, count // 5) + 1)
+    ]
+    connection.execute(
+        text(
+            f"INSERT INTO {SCHEMA}.customers (id, name, segment, tier, region) "
+            "VALUES (:id, :name, :segment, :tier, :region)"
+        ),
+        customers,
+    )
+    notes = [
+        {
+            "id": number,
+            "workspace_id": WORKSPACES[number % len(WORKSPACES)],
+            "customer_id": rng.choice(customers)["id"],
+            "channel": rng.choice(("email", "chat", "phone")),
+            "body": " ".join(
+                part for part in (rng.choice(_OPENINGS), rng.choice(_DETAILS)) if part
+            ),
+        }
+        for number in range(1, count + 1)
+    ]
+    if notes:
         connection.execute(
             text(
-                f"INSERT INTO {SCHEMA}.notes (id, workspace_id, body)"
-                " VALUES (:id, :workspace_id, :body)"
+                f"INSERT INTO {SCHEMA}.notes (id, workspace_id, customer_id, channel, body) "
+                "SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id bigint, "
+                "workspace_id text, customer_id bigint, channel text, body text)"
             ),
-            rows,
+            {"rows": json.dumps(notes)},
         )
-    return keys
-
-
-class MeasureStage:
-    """Counts words and characters of each note: one query per batch."""
-
-    name = "measure"
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def run(self, records: Sequence[ClaimedRecord]) -> Mapping[str, StageOutcome]:
-        with self.engine.connect() as connection:
-            bodies = {
-                str(row.id): row.body
-                for row in connection.execute(
-                    text(f"SELECT id, body FROM {SCHEMA}.notes WHERE id = ANY(:ids)"),
-                    {"ids": [int(record.record_key) for record in records]},
-                )
-            }
-        outcomes: dict[str, StageOutcome] = {}
-        for record in records:
-            body = bodies.get(record.record_key)
-            if body is None:
-                outcomes[record.record_key] = Failed(
-                    "RecordNotFound", f"note {record.record_key} no longer exists", retryable=False
-                )
-            elif not body.strip():
-                outcomes[record.record_key] = Failed(
-                    "EmptyText",
-                    f"note {record.record_key}: field 'body' is empty, expected text",
-                    retryable=False,
-                )
-            else:
-                outcomes[record.record_key] = Completed(
-                    output={"words": len(body.split()), "characters": len(body)},
-                    input_hash=hashlib.sha256(body.encode()).hexdigest(),
-                )
-        return outcomes
-
-
-class LengthLabelStage:
-    """Labels each note short, medium or long from the measure stage's output."""
-
-    name = "label_length"
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def run(self, records: Sequence[ClaimedRecord]) -> Mapping[str, StageOutcome]:
-        with self.engine.connect() as connection:
-            measured = Queue(connection).outputs(
-                SOURCE, MeasureStage.name, [record.record_key for record in records]
-            )
-        outcomes: dict[str, StageOutcome] = {}
-        for record in records:
-            words = measured.get(record.record_key, {}).get("words")
-            if words is None:
-                outcomes[record.record_key] = Failed(
-                    "MissingInput", f"note {record.record_key}: no 'measure' output to label"
-                )
-                continue
-            label = "short" if words < 15 else "medium" if words < 40 else "long"
-            outcomes[record.record_key] = Completed(output={"label": label})
-        return outcomes
-
-
-def pipeline(engine: Engine) -> Pipeline:
-    return Pipeline(SOURCE, (StageSpec(MeasureStage(engine)), StageSpec(LengthLabelStage(engine))))

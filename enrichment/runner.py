@@ -65,7 +65,15 @@ class RunReport:
         return sum(getattr(batch, name) for batch in self.batches)
 
     def summary(self) -> dict[str, float]:
-        names = ("claimed", "completed", "skipped", "failed", "dead_lettered", "lost_leases")
+        names = (
+            "claimed",
+            "completed",
+            "skipped",
+            "failed",
+            "dead_lettered",
+            "lost_leases",
+            "unchanged",
+        )
         summary: dict[str, float] = {name: self.total(name) for name in names}
         summary.update(
             events_folded=self.folded.events,

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     embedded_database: str = Field(
         default="enrich", description="Database created inside the embedded server."
     )
+    config_path: Path = Field(
+        default=Path("enrich.yaml"),
+        validation_alias=AliasChoices("ENRICH_CONFIG", "ENRICH_CONFIG_PATH"),
+        description="YAML file declaring the sources and their pipelines.",
+    )
     batch_size: int = Field(default=500, ge=1, le=100_000)
     lease_seconds: float = Field(default=300.0, gt=0)
     retry_delays: Annotated[tuple[float, ...], NoDecode] = Field(

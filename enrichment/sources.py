@@ -8,6 +8,7 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 from sqlalchemy import Connection, Engine, text
@@ -31,6 +32,9 @@ from enrichment.stages.chunk import ChunkStage
 from enrichment.stages.context import ContextStage
 from enrichment.stages.embed import EmbedStage
 from enrichment.states import Action, Reason
+
+if TYPE_CHECKING:
+    from enrichment.runner import Runner
 
 REQUEUE_BATCH = 10_000
 
@@ -199,3 +203,15 @@ def reembed(
     return _enqueue_keys(
         connection, source.name, ((r.workspace_id, r.record_key) for r in rows), reason, force=force
     )
+
+
+def load_runner(settings: Settings, engine: Engine) -> tuple[EnrichConfig, Runner]:
+    """The configured sources as a runner: read the configuration file, build the pipelines,
+    register them (re-queueing sources whose configuration changed)."""
+    from enrichment.config import load_config
+    from enrichment.runner import Runner
+
+    config = load_config(settings.config_path)
+    pipelines = build_pipelines(engine, config, settings)
+    sync(engine, config, pipelines)
+    return config, Runner(engine, pipelines, batch_size=settings.batch_size)

@@ -307,3 +307,7 @@ def delete_records(connection: Connection, source: str, keys: Sequence[str]) -> 
         )
         deleted += result.rowcount
     return deleted
+
+
+def row_count(connection: Connection, table: VectorTable) -> int:
+    return int(connection.execute(text(f"SELECT count(*) FROM {table.qualified}")).scalar_one())

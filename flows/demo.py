@@ -1,4 +1,4 @@
-"""Demo: seed a small source, queue every record, run the enrich cycle once, show the result."""
+"""Demo: seed the demo notes (their triggers queue them), run the enrich cycle once, report."""
 
 from __future__ import annotations
 
@@ -9,42 +9,32 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 
-from enrichment import demo, migrate
+from enrichment import capture, demo, migrate
 from enrichment.database import get_engine
-from enrichment.events import enqueue
 from enrichment.runner import Runner
-from enrichment.states import Action
+from enrichment.settings import get_settings
+from enrichment.sources import load_runner
 from enrichment.status import queue_status
 from flows.enrich import run_cycle
 
 
-@task(name="seed-demo-data", cache_policy=NO_CACHE)
-def seed(records: int) -> int:
+@task(name="prepare-demo", cache_policy=NO_CACHE)
+def prepare(records: int) -> Runner:
+    """Schema, demo tables, sources and triggers; then the demo rows, which queue themselves."""
     engine = get_engine()
     migrate.upgrade(engine)
-    runner = Runner(engine, [demo.pipeline(engine)])
-    runner.register()
     with engine.begin() as connection:
-        keys = demo.seed_notes(connection, records)
-        result = enqueue(
-            connection,
-            [
-                {
-                    "workspace_id": ws,
-                    "source": demo.SOURCE,
-                    "record_ids": ids,
-                    "action": Action.CREATE,
-                }
-                for ws, ids in keys.items()
-                if ids
-            ],
-        )
-    return result.inserted
+        demo.create_tables(connection)
+    config, runner = load_runner(get_settings(), engine)
+    with engine.begin() as connection:
+        capture.install(connection, config.source(demo.SOURCE))
+        demo.seed(connection, records)
+    return runner
 
 
 @flow(
     name="demo",
-    description="Seed the demo notes, queue them, run the enrich cycle once and report.",
+    description="Seed the demo notes, run the enrich cycle once (context, chunk, embed), report.",
     log_prints=True,
 )
 def demo_flow(
@@ -56,13 +46,11 @@ def demo_flow(
     ] = 100,
 ) -> dict[str, Any]:
     logger = get_run_logger()
-    seed(records)
-    engine = get_engine()
-    runner = Runner(engine, [demo.pipeline(engine)], batch_size=batch_size)
+    runner = prepare(records)
     report = run_cycle(runner, batch_size=batch_size)
     summary = report.summary()
     logger.info("demo cycle: %s", summary)
-    with engine.connect() as connection:
+    with runner.engine.connect() as connection:
         status = queue_status(connection, source=demo.SOURCE)
     lines = ["| stage | completed | skipped | dead letters | backlog |", "|---|---|---|---|---|"]
     lines += [
