@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine
 from enrichment import vectors
 from enrichment.clock import Clock, DatabaseClock
 from enrichment.database import in_transaction
-from enrichment.errors import UnknownStage
+from enrichment.errors import EnrichmentError, UnknownStage
 from enrichment.events import FoldResult, fold
 from enrichment.pipeline import Pipeline, Pipelines, StageSpec, register
 from enrichment.queue import Failure, Queue
@@ -243,6 +243,8 @@ class Runner:
     ) -> dict[str, StageOutcome]:
         try:
             returned: Mapping[str, object] = spec.stage.run(claimed)
+        except EnrichmentError:
+            raise  # the configuration is wrong: stop the run, the records are not at fault
         except Exception as err:  # a whole-batch failure is a retryable failure of each record
             log.exception("stage %r failed for a batch of %d records", spec.name, len(claimed))
             failure = Failed(type(err).__name__, str(err) or repr(err), retryable=True)

@@ -75,7 +75,17 @@ class ContextStage:
         key_type = column_type(
             self.engine, source.table, source.key_column, key=f"{where}.key_column"
         )
-        for column in (source.workspace_column, *source.columns):
+        column_type(
+            self.engine, source.table, source.workspace_column, key=f"{where}.workspace_column"
+        )
+        if source.updated_at_column:
+            column_type(
+                self.engine,
+                source.table,
+                source.updated_at_column,
+                key=f"{where}.updated_at_column",
+            )
+        for column in source.columns:
             column_type(self.engine, source.table, column, key=f"{where}.columns")
         for relation in source.related:
             for column in (relation.join.remote, *relation.fields):

@@ -1,0 +1,71 @@
+"""The context stage: a wrong configuration stops the run naming the key; a record that is not
+in its table is a dead letter naming the record and the field."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, text
+
+from enrichment.config import parse_config
+from enrichment.errors import InvalidInput
+from enrichment.runner import Runner
+from enrichment.settings import Settings
+from enrichment.sources import build_pipelines, sync
+from tests.helpers import send, states
+
+
+def _source(**overrides: object) -> dict:
+    source = {
+        "name": "tickets",
+        "table": "public.ctx_tickets",
+        "columns": ["body"],
+        "entity": {"type": "ticket", "category": "Ticket"},
+        "stages": ["context"],
+    }
+    return {"sources": [{**source, **overrides}]}
+
+
+@pytest.fixture
+def tickets(db: Engine) -> Iterator[Engine]:
+    with db.begin() as connection:
+        connection.execute(
+            text(
+                "DROP TABLE IF EXISTS public.ctx_tickets; CREATE TABLE public.ctx_tickets "
+                "(id int PRIMARY KEY, workspace_id text, body text, updated_at timestamptz); "
+                "INSERT INTO public.ctx_tickets VALUES (1, 'acme', 'printer on fire', now())"
+            )
+        )
+    yield db
+    with db.begin() as connection:
+        connection.execute(text("DROP TABLE IF EXISTS public.ctx_tickets"))
+
+
+def _runner(db: Engine, data: dict) -> Runner:
+    config = parse_config(data)
+    pipelines = build_pipelines(db, config, Settings(retry_delays=(), retry_jitter=0.0))
+    sync(db, config, pipelines)
+    return Runner(db, pipelines)
+
+
+def test_a_column_missing_from_the_table_stops_the_run_naming_the_key(tickets: Engine) -> None:
+    runner = _runner(tickets, _source(updated_at_column="modified_at"))
+    send(tickets, "tickets", ["1"], "CREATE", workspace="acme")
+
+    with pytest.raises(InvalidInput, match=r"updated_at_column.*modified_at"):
+        runner.drain()
+
+
+def test_a_record_missing_from_its_table_is_a_dead_letter_naming_it(tickets: Engine) -> None:
+    runner = _runner(tickets, _source())
+    send(tickets, "tickets", ["1", "99"], "CREATE", workspace="acme")
+    runner.drain()
+
+    rows = states(tickets, "tickets")
+    assert rows[("1", "context")]["status"] == "COMPLETED"
+    assert rows[("1", "context")]["output"]["text"] == "Ticket — body: printer on fire"
+    missing = rows[("99", "context")]
+    assert (missing["status"], missing["next_attempt_at"]) == ("FAILED", None)
+    assert missing["last_error_type"] == "RecordNotFound"
+    assert "'99'" in missing["last_error_message"] and "'id'" in missing["last_error_message"]
