@@ -4,6 +4,10 @@ One event per statement and workspace (not per row), written in the mutating tra
 a committed change always has its event and a rolled-back one never does. An UPDATE that
 changes no column the pipeline reads writes no event. A change of a related entity's fields
 (when marked significant) re-queues the source records that join to it.
+
+A record with no workspace is queued under ``MISSING_WORKSPACE`` rather than refused: the
+application's write must never fail because of capture, and the context stage reports the record
+as a dead letter ("MissingWorkspace") where it can be seen.
 """
 
 from __future__ import annotations
@@ -11,9 +15,29 @@ from __future__ import annotations
 from sqlalchemy import Connection, text
 
 from enrichment.config import RelatedEntity, SourceConfig
-from enrichment.stages.context import column_type, quote
+from enrichment.errors import InvalidInput
+from enrichment.stages.context import quote
 
 NOTIFY_CHANNEL = "enrichment_events"
+MISSING_WORKSPACE = "(none)"
+
+# Every trigger and function installed for a source, whatever configuration installed them:
+# relations since removed or made insignificant must stop capturing too.
+_INSTALLED = """
+WITH functions AS (
+    SELECT p.oid, p.proname FROM pg_proc AS p
+    JOIN pg_namespace AS n ON n.oid = p.pronamespace
+    WHERE n.nspname = 'enrichment'
+      AND (p.proname = :function OR starts_with(p.proname, :function || '__'))
+)
+SELECT statement FROM (
+    SELECT 1 AS step, format('DROP TRIGGER %I ON %s', t.tgname, t.tgrelid::regclass) AS statement
+    FROM pg_trigger AS t JOIN functions AS f ON f.oid = t.tgfoid
+    UNION ALL
+    SELECT 2, format('DROP FUNCTION enrichment.%I()', f.proname) FROM functions AS f
+) AS drops
+ORDER BY step  -- triggers before the functions they execute
+"""
 
 
 def _function(source: SourceConfig, suffix: str = "") -> str:
@@ -28,6 +52,10 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _workspace(column: str) -> str:
+    return f"coalesce(nullif({column}::text, ''), {_literal(MISSING_WORKSPACE)})"
+
+
 def _source_function(source: SourceConfig) -> str:
     key, ws = quote(source.key_column), quote(source.workspace_column)
     read = [quote(c) for c in dict.fromkeys([source.workspace_column, *source.columns])]
@@ -38,8 +66,8 @@ def _source_function(source: SourceConfig) -> str:
     def insert(rows: str, action: str, where: str = "") -> str:
         return (
             "INSERT INTO enrichment.events (workspace_id, source, record_ids, action, reason) "
-            f"SELECT x.{ws}::text, {name}, array_agg(x.{key}::text), '{action}', 'entity_changed' "
-            f"FROM {rows} AS x {where} GROUP BY x.{ws}::text;"
+            f"SELECT {_workspace(f'x.{ws}')}, {name}, array_agg(x.{key}::text), '{action}', "
+            f"'entity_changed' FROM {rows} AS x {where} GROUP BY 1;"
         )
 
     return f"""
@@ -101,9 +129,9 @@ def _related_function(source: SourceConfig, relation: RelatedEntity) -> str:
     def insert(op: str) -> str:
         return (
             "INSERT INTO enrichment.events (workspace_id, source, record_ids, action, reason) "
-            f"SELECT s.{ws}::text, {_literal(source.name)}, array_agg(DISTINCT s.{key}::text), "
-            f"'UPDATE', 'related_changed' FROM {quote(source.table)} AS s "
-            f"WHERE s.{local} IN ({changed[op]}) GROUP BY s.{ws}::text;"
+            f"SELECT {_workspace(f's.{ws}')}, {_literal(source.name)}, "
+            f"array_agg(DISTINCT s.{key}::text), 'UPDATE', 'related_changed' "
+            f"FROM {quote(source.table)} AS s WHERE s.{local} IN ({changed[op]}) GROUP BY 1;"
         )
 
     return f"""
@@ -142,20 +170,65 @@ def _create_triggers(
     return statements
 
 
+def _check_columns(
+    connection: Connection, table: str, table_key: str, columns: dict[str, str]
+) -> None:
+    """Each of ``columns`` (column -> its config key) exists in ``table``, as the caller's
+    transaction sees it; a missing table or column names its config key."""
+    if not connection.execute(
+        text("SELECT to_regclass(:table) IS NOT NULL"), {"table": table}
+    ).scalar_one():
+        raise InvalidInput(table_key, f"table {table!r} does not exist")
+    present = set(
+        connection.execute(
+            text(
+                "SELECT attname FROM pg_attribute WHERE attrelid = CAST(:table AS regclass) "
+                "AND attnum > 0 AND NOT attisdropped"
+            ),
+            {"table": table},
+        ).scalars()
+    )
+    for column, key in columns.items():
+        if column not in present:
+            raise InvalidInput(key, f"table {table!r} has no column {column!r}")
+
+
+def _drop_installed(connection: Connection, source: SourceConfig) -> None:
+    statements = connection.execute(
+        text(_INSTALLED), {"function": f"capture_{source.name}"}
+    ).scalars()
+    for statement in list(statements):
+        connection.execute(text(statement))
+
+
 def install(connection: Connection, source: SourceConfig) -> None:
-    """Install (or replace) the triggers of a source and its significant relations.
-    Safe to run again; checks the configured tables and columns exist first."""
-    engine = connection.engine
+    """Install the triggers of a source and its significant relations, replacing whatever was
+    installed for the source before (so a relation removed or made insignificant stops
+    capturing). Safe to run again; checks the configured tables and columns exist first, in
+    the caller's transaction."""
     where = f"sources[{source.name}]"
-    for column in (source.key_column, source.workspace_column, *source.columns):
-        column_type(engine, source.table, column, key=f"{where}.columns")
+    significant = [relation for relation in source.related if relation.significant]
+    source_columns = {
+        source.key_column: f"{where}.key_column",
+        source.workspace_column: f"{where}.workspace_column",
+        **{column: f"{where}.columns" for column in source.columns},
+    }
+    for relation in significant:
+        source_columns.setdefault(
+            relation.join.local, f"{where}.related.{relation.name}.join.local"
+        )
+    _check_columns(connection, source.table, f"{where}.table", source_columns)
+    for relation in significant:
+        related = f"{where}.related.{relation.name}"
+        columns = {relation.join.remote: f"{related}.join.remote"}
+        columns.update(
+            {field: f"{related}.fields" for field in relation.fields if field not in columns}
+        )
+        _check_columns(connection, relation.table, f"{related}.table", columns)
+    _drop_installed(connection, source)
     statements = [_source_function(source)]
     statements += _create_triggers(source.table, _function(source), source)
-    for relation in source.related:
-        if not relation.significant:
-            continue
-        for column in (relation.join.remote, *relation.fields):
-            column_type(engine, relation.table, column, key=f"{where}.related.{relation.name}")
+    for relation in significant:
         suffix = "__" + relation.name
         statements.append(_related_function(source, relation))
         statements += _create_triggers(relation.table, _function(source, suffix), source, suffix)
@@ -164,15 +237,6 @@ def install(connection: Connection, source: SourceConfig) -> None:
 
 
 def uninstall(connection: Connection, source: SourceConfig) -> None:
-    """Remove the source's triggers and functions (those of all its relations too)."""
-    targets = [(source.table, "")] + [(r.table, "__" + r.name) for r in source.related]
-    for table, suffix in targets:
-        exists = connection.execute(
-            text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table}
-        ).scalar_one()
-        if exists:
-            for op in ("insert", "update", "delete"):
-                connection.execute(
-                    text(f"DROP TRIGGER IF EXISTS {_trigger(source, op, suffix)} ON {quote(table)}")
-                )
-        connection.execute(text(f"DROP FUNCTION IF EXISTS {_function(source, suffix)}()"))
+    """Remove every trigger and function installed for the source (those of relations no
+    longer configured too). Nothing installed is not an error."""
+    _drop_installed(connection, source)

@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from enrichment.chunking import ChunkingConfig
 from enrichment.errors import EnrichmentError
@@ -44,7 +53,8 @@ def _column(value: str) -> str:
     return value
 
 
-Column = Annotated[str, Field(min_length=1)]
+# Checked per value, so a bad entry of a list is reported at its index (``columns[1]``).
+Column = Annotated[str, Field(min_length=1), AfterValidator(_column)]
 
 
 class Join(_Strict):
@@ -54,7 +64,16 @@ class Join(_Strict):
     local: Column
     remote: Column
 
-    _check = field_validator("local", "remote")(_column)
+
+def _unique(what: str, key: str, values: list[str]) -> None:
+    """Each value once; a repeat names both positions (``'context' is stages[0] and
+    stages[3]``)."""
+    for position, value in enumerate(values):
+        first = values.index(value)
+        if first != position:
+            raise ValueError(
+                f"each {what} may appear once: {value!r} is {key}[{first}] and {key}[{position}]"
+            )
 
 
 class RelatedEntity(_Strict):
@@ -84,11 +103,6 @@ class RelatedEntity(_Strict):
         if not _QUALIFIED.match(value):
             raise ValueError(f"{value!r} is not a table name like 'public.customers'")
         return value
-
-    @field_validator("fields")
-    @classmethod
-    def _fields(cls, value: list[str]) -> list[str]:
-        return [_column(column) for column in value]
 
 
 class EntityMetadata(_Strict):
@@ -165,8 +179,26 @@ class EmbedStageConfig(_StageBase):
     embedding: EmbeddingConfig = Field(default_factory=LocalEmbedding)
 
 
+def _stage_shorthand(item: Any) -> Any:
+    """``- context`` and ``- chunk: {...}`` are shorthands for ``- {kind: ..., ...}``."""
+    if isinstance(item, str):
+        return {"kind": item}
+    if isinstance(item, dict) and len(item) == 1 and "kind" not in item:
+        ((kind, settings),) = item.items()
+        if settings is not None and not isinstance(settings, dict):
+            raise ValueError(
+                f"the settings of {kind!r} should be a mapping like "
+                f"'{kind}: {{batch_size: 100}}', got {settings!r}"
+            )
+        return {"kind": kind, **(settings or {})}
+    return item
+
+
+# The shorthand is expanded per stage, so a mistake in it is reported at its index.
 StageConfig = Annotated[
-    ContextStageConfig | ChunkStageConfig | EmbedStageConfig, Field(discriminator="kind")
+    ContextStageConfig | ChunkStageConfig | EmbedStageConfig,
+    Field(discriminator="kind"),
+    BeforeValidator(_stage_shorthand),
 ]
 
 
@@ -201,42 +233,17 @@ class SourceConfig(_Strict):
             raise ValueError(f"{value!r} is not a table name like 'public.support_messages'")
         return value
 
-    @field_validator("key_column", "workspace_column", "updated_at_column")
+    @field_validator("stages")
     @classmethod
-    def _columns(cls, value: str | None) -> str | None:
-        return None if value is None else _column(value)
-
-    @field_validator("columns")
-    @classmethod
-    def _column_list(cls, value: list[str]) -> list[str]:
-        return [_column(column) for column in value]
-
-    @field_validator("stages", mode="before")
-    @classmethod
-    def _stage_shorthand(cls, value: Any) -> Any:
-        """``- context`` and ``- chunk: {...}`` are shorthands for ``- {kind: ..., ...}``."""
-        if not isinstance(value, list):
-            return value
-        stages = []
-        for item in value:
-            if isinstance(item, str):
-                stages.append({"kind": item})
-            elif isinstance(item, dict) and len(item) == 1 and "kind" not in item:
-                ((kind, settings),) = item.items()
-                stages.append({"kind": kind, **(settings or {})})
-            else:
-                stages.append(item)
+    def _stages_once(cls, stages: list[StageConfig]) -> list[StageConfig]:
+        _unique("stage", "stages", [stage.kind for stage in stages])
         return stages
 
-    @model_validator(mode="after")
-    def _consistent(self) -> SourceConfig:
-        kinds = [stage.kind for stage in self.stages]
-        if len(set(kinds)) != len(kinds):
-            raise ValueError(f"stages: each stage may appear once, got {kinds}")
-        names = [related.name for related in self.related]
-        if len(set(names)) != len(names):
-            raise ValueError(f"related: names must be unique, got {names}")
-        return self
+    @field_validator("related")
+    @classmethod
+    def _related_once(cls, related: list[RelatedEntity]) -> list[RelatedEntity]:
+        _unique("related name", "related", [relation.name for relation in related])
+        return related
 
     def stage(self, kind: str) -> Any:
         return next((stage for stage in self.stages if stage.kind == kind), None)
@@ -257,13 +264,11 @@ class SourceConfig(_Strict):
 class EnrichConfig(_Strict):
     sources: list[SourceConfig] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _unique(self) -> EnrichConfig:
-        names = [source.name for source in self.sources]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"source names must be unique, repeated: {duplicates}")
-        return self
+    @field_validator("sources")
+    @classmethod
+    def _names_once(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
+        _unique("source name", "sources", [source.name for source in sources])
+        return sources
 
     def source(self, name: str) -> SourceConfig:
         for source in self.sources:
@@ -287,14 +292,36 @@ def _key_path(location: tuple[int | str, ...]) -> str:
     return path or "(top level)"
 
 
+def _as_written(data: Any, location: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """The location as the file has it: chunk settings written flat (``- chunk: {max_tokens:
+    100}``) were moved under ``chunking`` by the shorthand, a key the file does not have."""
+    if location[:1] != ("sources",) or location[2:3] != ("stages",):
+        return location
+    if location[4:6] != ("chunk", "chunking"):
+        return location
+    try:
+        stage = data["sources"][location[1]]["stages"][location[3]]
+    except (KeyError, IndexError, TypeError):
+        return location
+    if not isinstance(stage, dict):
+        return location
+    settings = stage if "kind" in stage else next(iter(stage.values()), None)
+    if isinstance(settings, dict) and "chunking" in settings:
+        return location
+    return location[:5] + location[6:]
+
+
 def parse_config(data: Any, *, path: Path | str = "<config>") -> EnrichConfig:
     try:
         return EnrichConfig.model_validate(data)
     except ValidationError as err:
         problems = []
         for error in err.errors():
-            given = "" if error["type"] == "missing" else f" (got {error['input']!r:.80})"
-            problems.append((_key_path(error["loc"]), f"{error['msg']}{given}"))
+            # A value error on a list or mapping names what is wrong in it; its dump is noise.
+            noisy = error["type"] == "value_error" and isinstance(error["input"], list | dict)
+            given = "" if error["type"] == "missing" or noisy else f" (got {error['input']!r:.80})"
+            location = _as_written(data, error["loc"])
+            problems.append((_key_path(location), f"{error['msg']}{given}"))
         raise ConfigError(path, problems) from None
 
 
@@ -305,6 +332,11 @@ def load_config(path: Path | str) -> EnrichConfig:
         raw = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(path, [("(file)", f"cannot be read: {err.strerror}")]) from None
+    except UnicodeDecodeError as err:
+        line = err.object[: err.start].count(b"\n") + 1
+        raise ConfigError(
+            path, [(f"line {line}", f"not UTF-8 text: byte {err.object[err.start]:#04x}")]
+        ) from None
     try:
         data = yaml.safe_load(raw)
     except yaml.YAMLError as err:

@@ -18,7 +18,11 @@ from enrichment.errors import InvalidInput
 
 
 def _present(value: Any) -> bool:
-    return value is not None and not isinstance(value, ChainableUndefined) and str(value) != ""
+    return (
+        value is not None
+        and not isinstance(value, ChainableUndefined)
+        and str(value).strip() != ""  # a blank string is as absent as a missing one
+    )
 
 
 def labelled(value: Any, label: str) -> str:
@@ -30,8 +34,17 @@ def join_present(values: Sequence[Any], separator: str = ", ") -> str:
     return separator.join(str(value) for value in values if _present(value))
 
 
+def _finalize(value: Any) -> Any:
+    """A None that reaches the output (``record.get('x')``, ``none``) renders as nothing."""
+    return "" if value is None else value
+
+
 _ENVIRONMENT = SandboxedEnvironment(
-    undefined=ChainableUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True
+    undefined=ChainableUndefined,
+    finalize=_finalize,
+    autoescape=False,
+    trim_blocks=True,
+    lstrip_blocks=True,
 )
 _ENVIRONMENT.filters["labelled"] = labelled
 _ENVIRONMENT.filters["join_present"] = join_present
@@ -105,7 +118,8 @@ class TextFormatter:
                     for f in relation.fields
                     if f in row
                 ]
-                rendered_rows.append(join_present(fields))
+                if any(fields):  # a row whose fields are all missing is absent too
+                    rendered_rows.append(join_present(fields))
             if relation.many and rendered_rows:
                 parts.append(f"{_label(source, relation.name)}: " + "; ".join(rendered_rows))
             elif rendered_rows:

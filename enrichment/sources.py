@@ -8,7 +8,7 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 from sqlalchemy import Connection, Engine, text
@@ -39,10 +39,26 @@ if TYPE_CHECKING:
 REQUEUE_BATCH = 10_000
 
 
+# Settings of how the work runs, not of what it produces: changing them must not re-queue (and
+# re-embed, at a price) every record of the source.
+_HOW_IT_RUNS: dict[str, Any] = {
+    "stages": {
+        "__all__": {
+            "retry_delays": True,
+            "lease_seconds": True,
+            "batch_size": True,
+            "embedding": {"batch_size", "timeout_seconds", "max_retries", "api_key_env", "device"},
+        }
+    },
+    "related": {"__all__": {"significant"}},  # which changes capture: the triggers' concern
+}
+
+
 def config_hash(source: SourceConfig) -> str:
     """Changes when anything that shapes the source's stored results changes: semantic
-    metadata, related fields, template, stage settings, embedding model."""
-    dumped = source.model_dump(mode="json")
+    metadata, related fields, template, chunking, embedding model. Retries, leases, batch
+    sizes and timeouts are left out."""
+    dumped = source.model_dump(mode="json", exclude=_HOW_IT_RUNS)
     return hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -188,17 +204,23 @@ def reembed(
     ids: list[str] | None = None,
     force: bool = True,
 ) -> int:
-    """Queue records of the source table (all, one workspace's, or the given ids) again."""
+    """Queue records of the source table (all, one workspace's, or the given ids) again.
+    A record without a workspace is queued under ``MISSING_WORKSPACE``, like capture does, so
+    it becomes a visible dead letter instead of refusing the whole request."""
+    from enrichment.capture import MISSING_WORKSPACE
     from enrichment.stages.context import quote
 
     query = (
-        f"SELECT {quote(source.workspace_column)}::text AS workspace_id, "
+        f"SELECT coalesce(nullif({quote(source.workspace_column)}::text, ''), "
+        f"CAST(:missing AS text)) AS workspace_id, "
         f"{quote(source.key_column)}::text AS record_key FROM {quote(source.table)} "
         f"WHERE (CAST(:workspace AS text) IS NULL OR {quote(source.workspace_column)}::text = "
         "CAST(:workspace AS text)) AND (CAST(:ids AS text[]) IS NULL OR "
         f"{quote(source.key_column)}::text = ANY(CAST(:ids AS text[])))"
     )
-    rows = connection.execute(text(query), {"workspace": workspace, "ids": ids}).all()
+    rows = connection.execute(
+        text(query), {"workspace": workspace, "ids": ids, "missing": MISSING_WORKSPACE}
+    ).all()
     reason = Reason.MANUAL_REEMBED if force else Reason.INTEGRATION_SYNC
     return _enqueue_keys(
         connection, source.name, ((r.workspace_id, r.record_key) for r in rows), reason, force=force

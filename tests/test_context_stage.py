@@ -69,3 +69,22 @@ def test_a_record_missing_from_its_table_is_a_dead_letter_naming_it(tickets: Eng
     assert (missing["status"], missing["next_attempt_at"]) == ("FAILED", None)
     assert missing["last_error_type"] == "RecordNotFound"
     assert "'99'" in missing["last_error_message"] and "'id'" in missing["last_error_message"]
+
+
+def test_a_template_failing_on_one_records_values_dead_letters_only_that_record(
+    tickets: Engine,
+) -> None:
+    with tickets.begin() as connection:
+        connection.execute(text("INSERT INTO public.ctx_tickets VALUES (2, 'acme', 'ok', now())"))
+    # 'printer on fire' is 15 characters long: a division by zero for record 1 only.
+    template = "{{ (record.body | length) // ((record.body | length) - 15) }}"
+    runner = _runner(tickets, _source(template=template))
+    send(tickets, "tickets", ["1", "2"], "CREATE", workspace="acme")
+    runner.drain()
+
+    rows = states(tickets, "tickets")
+    assert rows[("2", "context")]["status"] == "COMPLETED"
+    failed = rows[("1", "context")]
+    assert (failed["status"], failed["last_error_type"]) == ("FAILED", "TemplateError")
+    assert "record '1'" in failed["last_error_message"]
+    assert "ZeroDivisionError" in failed["last_error_message"]

@@ -141,7 +141,17 @@ class ContextStage:
                 retryable=False,
             )
         related = {relation.name: row[f"rel_{relation.name}"] for relation in source.related}
-        enriched = self.formatter.render(row["record"], related, workspace_id=row["workspace_id"])
+        try:
+            enriched = self.formatter.render(
+                row["record"], related, workspace_id=row["workspace_id"]
+            )
+        except Exception as err:  # a template that fails on this record's values
+            return Failed(
+                "TemplateError",
+                f"record {record.record_key!r}: the template of source {source.name!r} failed: "
+                f"{type(err).__name__}: {err}",
+                retryable=False,
+            )
         updated_at = row["source_updated_at"]
         output = {
             "text": enriched,
