@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine
@@ -122,6 +123,18 @@ def _check_outcome(record: ClaimedRecord, outcome: object, stage: str) -> StageO
     return outcome
 
 
+@dataclass(frozen=True)
+class _RanBatch:
+    """A claimed batch and its stage's outcomes, not yet written."""
+
+    pipeline: Pipeline
+    spec: StageSpec
+    owner: str
+    claimed: list[ClaimedRecord]
+    outcomes: dict[str, StageOutcome]
+    started: float
+
+
 def _same_input(outcome: Completed | Skipped, previous_input_hash: str | None) -> bool:
     """The stage saw exactly the input of its last completion (so its output is the same)."""
     return (
@@ -214,28 +227,39 @@ class Runner:
         workspace: str | None = None,
     ) -> BatchReport:
         """Claim one batch of ``stage``, run it, persist every outcome in one transaction."""
+        ran = self._claim_and_run(source, stage, batch_size or self.batch_size, workspace)
+        return self._persist_batch(ran)
+
+    def _claim_and_run(
+        self, source: str, stage: str, limit: int, workspace: str | None
+    ) -> _RanBatch:
         started = time.perf_counter()
         pipeline = self.pipelines[source]
         spec = pipeline.spec(stage)
         owner = f"{self.worker}/{uuid.uuid4().hex[:12]}"
-        report = BatchReport(source=source, stage=stage)
         with self.engine.begin() as connection:
             claimed = Queue(connection, self.clock).claim(
                 source,
                 stage,
                 owner=owner,
-                limit=batch_size or self.batch_size,
+                limit=limit,
                 lease_seconds=spec.lease_seconds,
                 workspace=workspace,
             )
-        report.claimed = len(claimed)
-        if claimed:
-            outcomes = self._run_stage(spec, claimed)
+        outcomes = self._run_stage(spec, claimed) if claimed else {}
+        return _RanBatch(pipeline, spec, owner, claimed, outcomes, started)
+
+    def _persist_batch(self, ran: _RanBatch) -> BatchReport:
+        report = BatchReport(source=ran.pipeline.source, stage=ran.spec.name)
+        report.claimed = len(ran.claimed)
+        if ran.claimed:
             in_transaction(
                 self.engine,
-                lambda c: self._persist(c, pipeline, spec, owner, claimed, outcomes, report),
+                lambda c: self._persist(
+                    c, ran.pipeline, ran.spec, ran.owner, ran.claimed, ran.outcomes, report
+                ),
             )
-        report.seconds = time.perf_counter() - started
+        report.seconds = time.perf_counter() - ran.started
         return report
 
     def _run_stage(
@@ -355,28 +379,38 @@ class Runner:
         size = batch_size or self.batch_size
         report = RunReport()
 
+        claimed = 0
+
         def out_of_budget() -> bool:
             over_time = deadline is not None and time.perf_counter() >= deadline
-            over_count = max_records is not None and report.total("claimed") >= max_records
+            over_count = max_records is not None and claimed >= max_records
             return over_time or over_count
 
-        while not out_of_budget():
-            report.folded += self.fold_events()
-            report.reclaimed += self.reclaim_expired()
-            progressed = False
-            for source, stage in plan:
-                while not out_of_budget():
-                    limit = size
-                    if max_records is not None:
-                        limit = min(limit, max_records - report.total("claimed"))
-                    batch = self.run_batch(source, stage, batch_size=limit, workspace=workspace)
-                    if batch.claimed == 0:
-                        break
-                    report.batches.append(batch)
-                    progressed = True
-                    if batch.claimed < limit:
-                        break
-            if not progressed:
-                break
+        # Batch N's outcomes are written (database work) while batch N+1 runs its stage (model
+        # work): at most one write in flight, in batch order, finished before the next stage.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="enrich-persist") as writer:
+            while not out_of_budget():
+                report.folded += self.fold_events()
+                report.reclaimed += self.reclaim_expired()
+                progressed = False
+                for source, stage in plan:
+                    writing: Future[BatchReport] | None = None
+                    while not out_of_budget():
+                        limit = size if max_records is None else min(size, max_records - claimed)
+                        ran = self._claim_and_run(source, stage, limit, workspace)
+                        claimed += len(ran.claimed)
+                        if writing is not None:
+                            report.batches.append(writing.result())
+                            writing = None
+                        if not ran.claimed:
+                            break
+                        progressed = True
+                        writing = writer.submit(self._persist_batch, ran)
+                        if len(ran.claimed) < limit:
+                            break
+                    if writing is not None:
+                        report.batches.append(writing.result())
+                if not progressed:
+                    break
         report.seconds = time.perf_counter() - started
         return report
