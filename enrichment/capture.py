@@ -5,7 +5,7 @@ a committed change always has its event and a rolled-back one never does. An UPD
 changes no column the pipeline reads writes no event. A change of a related entity's fields
 (when marked significant) re-queues the source records that join to it.
 
-A record with no workspace is queued under ``MISSING_WORKSPACE`` rather than refused: the
+A record with no workspace is queued under ``source_tables.MISSING_WORKSPACE``, not refused: the
 application's write must never fail because of capture, and the context stage reports the record
 as a dead letter ("MissingWorkspace") where it can be seen.
 """
@@ -15,11 +15,9 @@ from __future__ import annotations
 from sqlalchemy import Connection, text
 
 from enrichment.config import RelatedEntity, SourceConfig
-from enrichment.errors import InvalidInput
-from enrichment.stages.context import quote
+from enrichment.source_tables import check_source, literal, quote, workspace_expression
 
 NOTIFY_CHANNEL = "enrichment_events"
-MISSING_WORKSPACE = "(none)"
 
 # Every trigger and function installed for a source, whatever configuration installed them:
 # relations since removed or made insignificant must stop capturing too.
@@ -48,26 +46,18 @@ def _trigger(source: SourceConfig, op: str, suffix: str = "") -> str:
     return f'"enrich_{source.name}{suffix}_{op}"'
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _workspace(column: str) -> str:
-    return f"coalesce(nullif({column}::text, ''), {_literal(MISSING_WORKSPACE)})"
-
-
 def _source_function(source: SourceConfig) -> str:
     key, ws = quote(source.key_column), quote(source.workspace_column)
     read = [quote(c) for c in dict.fromkeys([source.workspace_column, *source.columns])]
     old_cols = ", ".join(f"o.{c}" for c in read)
     new_cols = ", ".join(f"x.{c}" for c in read)
-    name = _literal(source.name)
+    name = literal(source.name)
 
     def insert(rows: str, action: str, where: str = "") -> str:
         return (
             "INSERT INTO enrichment.events (workspace_id, source, record_ids, action, reason) "
-            f"SELECT {_workspace(f'x.{ws}')}, {name}, array_agg(x.{key}::text), '{action}', "
-            f"'entity_changed' FROM {rows} AS x {where} GROUP BY 1;"
+            f"SELECT {workspace_expression(f'x.{ws}')}, {name}, array_agg(x.{key}::text), "
+            f"'{action}', 'entity_changed' FROM {rows} AS x {where} GROUP BY 1;"
         )
 
     return f"""
@@ -129,7 +119,7 @@ def _related_function(source: SourceConfig, relation: RelatedEntity) -> str:
     def insert(op: str) -> str:
         return (
             "INSERT INTO enrichment.events (workspace_id, source, record_ids, action, reason) "
-            f"SELECT {_workspace(f's.{ws}')}, {_literal(source.name)}, "
+            f"SELECT {workspace_expression(f's.{ws}')}, {literal(source.name)}, "
             f"array_agg(DISTINCT s.{key}::text), 'UPDATE', 'related_changed' "
             f"FROM {quote(source.table)} AS s WHERE s.{local} IN ({changed[op]}) GROUP BY 1;"
         )
@@ -145,7 +135,7 @@ BEGIN
     ELSE
         {insert("UPDATE")}
     END IF;
-    PERFORM pg_notify('{NOTIFY_CHANNEL}', {_literal(source.name)});
+    PERFORM pg_notify('{NOTIFY_CHANNEL}', {literal(source.name)});
     RETURN NULL;
 END
 $fn$;
@@ -170,29 +160,6 @@ def _create_triggers(
     return statements
 
 
-def _check_columns(
-    connection: Connection, table: str, table_key: str, columns: dict[str, str]
-) -> None:
-    """Each of ``columns`` (column -> its config key) exists in ``table``, as the caller's
-    transaction sees it; a missing table or column names its config key."""
-    if not connection.execute(
-        text("SELECT to_regclass(:table) IS NOT NULL"), {"table": table}
-    ).scalar_one():
-        raise InvalidInput(table_key, f"table {table!r} does not exist")
-    present = set(
-        connection.execute(
-            text(
-                "SELECT attname FROM pg_attribute WHERE attrelid = CAST(:table AS regclass) "
-                "AND attnum > 0 AND NOT attisdropped"
-            ),
-            {"table": table},
-        ).scalars()
-    )
-    for column, key in columns.items():
-        if column not in present:
-            raise InvalidInput(key, f"table {table!r} has no column {column!r}")
-
-
 def _drop_installed(connection: Connection, source: SourceConfig) -> None:
     statements = connection.execute(
         text(_INSTALLED), {"function": f"capture_{source.name}"}
@@ -206,25 +173,8 @@ def install(connection: Connection, source: SourceConfig) -> None:
     installed for the source before (so a relation removed or made insignificant stops
     capturing). Safe to run again; checks the configured tables and columns exist first, in
     the caller's transaction."""
-    where = f"sources[{source.name}]"
     significant = [relation for relation in source.related if relation.significant]
-    source_columns = {
-        source.key_column: f"{where}.key_column",
-        source.workspace_column: f"{where}.workspace_column",
-        **{column: f"{where}.columns" for column in source.columns},
-    }
-    for relation in significant:
-        source_columns.setdefault(
-            relation.join.local, f"{where}.related.{relation.name}.join.local"
-        )
-    _check_columns(connection, source.table, f"{where}.table", source_columns)
-    for relation in significant:
-        related = f"{where}.related.{relation.name}"
-        columns = {relation.join.remote: f"{related}.join.remote"}
-        columns.update(
-            {field: f"{related}.fields" for field in relation.fields if field not in columns}
-        )
-        _check_columns(connection, relation.table, f"{related}.table", columns)
+    check_source(connection, source, relations=significant)
     _drop_installed(connection, source)
     statements = [_source_function(source)]
     statements += _create_triggers(source.table, _function(source), source)

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from enrichment.chunking import ChunkingConfig
-from enrichment.errors import EnrichmentError
+from enrichment.errors import EnrichmentError, UnknownSource
 
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]{0,62}"
 _QUALIFIED = re.compile(rf"^{_IDENTIFIER}(\.{_IDENTIFIER})?$")
@@ -274,8 +274,6 @@ class EnrichConfig(_Strict):
         for source in self.sources:
             if source.name == name:
                 return source
-        from enrichment.errors import UnknownSource
-
         raise UnknownSource(name, [source.name for source in self.sources])
 
 

@@ -8,7 +8,7 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import SecretStr
 from sqlalchemy import Connection, Engine, text
@@ -16,25 +16,26 @@ from sqlalchemy import Connection, Engine, text
 from enrichment.chunking import model_tokenizer
 from enrichment.config import (
     ChunkStageConfig,
+    EmbedStageConfig,
     EnrichConfig,
     LocalEmbedding,
     OpenAIEmbedding,
     SourceConfig,
+    load_config,
 )
 from enrichment.embedders.base import Embedder
 from enrichment.errors import InvalidInput
 from enrichment.events import enqueue
 from enrichment.pipeline import Pipeline, Pipelines, StageSpec, register
 from enrichment.retry import RetryPolicy
+from enrichment.runner import Runner
 from enrichment.settings import Settings
+from enrichment.source_tables import quote, workspace_expression
 from enrichment.stages.base import Stage
 from enrichment.stages.chunk import ChunkStage
 from enrichment.stages.context import ContextStage
 from enrichment.stages.embed import EmbedStage
 from enrichment.states import Action, Reason
-
-if TYPE_CHECKING:
-    from enrichment.runner import Runner
 
 REQUEUE_BATCH = 10_000
 
@@ -98,20 +99,22 @@ def build_pipeline(engine: Engine, source: SourceConfig, settings: Settings) -> 
     has_chunk = source.stage("chunk") is not None
     for stage_config in source.stages:
         stage: Stage
-        if stage_config.kind == "context":
-            stage = ContextStage(engine, source, config_hash=config_hash(source))
-        elif isinstance(stage_config, ChunkStageConfig):
+        if isinstance(stage_config, ChunkStageConfig):
             stage = ChunkStage(engine, source.name, stage_config.chunking, model_tokenizer())
-        else:
+        elif isinstance(stage_config, EmbedStageConfig):
             stage = EmbedStage(
                 engine,
                 source.name,
-                build_embedder(stage_config.embedding),  # type: ignore[union-attr]
+                build_embedder(stage_config.embedding),
                 chunk_stage="chunk" if has_chunk else None,
                 store_text=source.privacy != "block",
             )
+        else:
+            stage = ContextStage(engine, source, config_hash=config_hash(source))
+        delays = stage_config.retry_delays  # an empty list means: no retries
         retry = RetryPolicy(
-            delays=stage_config.retry_delays or settings.retry_delays, jitter=settings.retry_jitter
+            delays=settings.retry_delays if delays is None else delays,
+            jitter=settings.retry_jitter,
         )
         lease = stage_config.lease_seconds or settings.lease_seconds
         specs.append(StageSpec(stage, retry=retry, lease_seconds=lease))
@@ -207,20 +210,14 @@ def reembed(
     """Queue records of the source table (all, one workspace's, or the given ids) again.
     A record without a workspace is queued under ``MISSING_WORKSPACE``, like capture does, so
     it becomes a visible dead letter instead of refusing the whole request."""
-    from enrichment.capture import MISSING_WORKSPACE
-    from enrichment.stages.context import quote
-
     query = (
-        f"SELECT coalesce(nullif({quote(source.workspace_column)}::text, ''), "
-        f"CAST(:missing AS text)) AS workspace_id, "
+        f"SELECT {workspace_expression(quote(source.workspace_column))} AS workspace_id, "
         f"{quote(source.key_column)}::text AS record_key FROM {quote(source.table)} "
         f"WHERE (CAST(:workspace AS text) IS NULL OR {quote(source.workspace_column)}::text = "
         "CAST(:workspace AS text)) AND (CAST(:ids AS text[]) IS NULL OR "
         f"{quote(source.key_column)}::text = ANY(CAST(:ids AS text[])))"
     )
-    rows = connection.execute(
-        text(query), {"workspace": workspace, "ids": ids, "missing": MISSING_WORKSPACE}
-    ).all()
+    rows = connection.execute(text(query), {"workspace": workspace, "ids": ids}).all()
     reason = Reason.MANUAL_REEMBED if force else Reason.INTEGRATION_SYNC
     return _enqueue_keys(
         connection, source.name, ((r.workspace_id, r.record_key) for r in rows), reason, force=force
@@ -230,9 +227,6 @@ def reembed(
 def load_runner(settings: Settings, engine: Engine) -> tuple[EnrichConfig, Runner]:
     """The configured sources as a runner: read the configuration file, build the pipelines,
     register them (re-queueing sources whose configuration changed)."""
-    from enrichment.config import load_config
-    from enrichment.runner import Runner
-
     config = load_config(settings.config_path)
     pipelines = build_pipelines(engine, config, settings)
     sync(engine, config, pipelines)

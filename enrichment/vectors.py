@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, text
 
 from enrichment.embedders.base import Vector
+from enrichment.errors import InvalidInput
 
 SCHEMA = "enrichment"
 _COLUMNS = (
@@ -179,8 +180,6 @@ def activate(connection: Connection, name: str) -> VectorTable:
     """Make ``name`` the table search reads; the previously active one is retired."""
     target = next((table for table in tables(connection) if table.name == name), None)
     if target is None:
-        from enrichment.errors import InvalidInput
-
         known = ", ".join(table.name for table in tables(connection)) or "none"
         raise InvalidInput("table", f"no vector table {name!r} (tables: {known})")
     connection.execute(

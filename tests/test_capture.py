@@ -16,6 +16,7 @@ from enrichment.database import libpq_url
 from enrichment.errors import InvalidInput
 from enrichment.runner import Runner
 from enrichment.settings import Settings
+from enrichment.source_tables import MISSING_WORKSPACE
 from enrichment.sources import build_pipelines, sync
 from tests.helpers import state
 
@@ -570,11 +571,11 @@ def test_a_record_without_a_workspace_is_queued_under_the_missing_workspace_mark
     sql(captured, "UPDATE public.cap_customers SET segment = 'Mid-market' WHERE id = 1")
 
     created, *related_changed = events(captured)
-    assert created == (capture.MISSING_WORKSPACE, "CREATE", ["5"], "entity_changed")
+    assert created == (MISSING_WORKSPACE, "CREATE", ["5"], "entity_changed")
     assert sorted(related_changed) == sorted(
         [
             ("acme", "UPDATE", ["1", "2"], "related_changed"),
-            (capture.MISSING_WORKSPACE, "UPDATE", ["5"], "related_changed"),
+            (MISSING_WORKSPACE, "UPDATE", ["5"], "related_changed"),
         ]
     )
 
@@ -584,7 +585,7 @@ def test_removing_a_records_workspace_does_not_refuse_the_applications_write(
 ) -> None:
     sql(captured, "UPDATE public.cap_messages SET workspace_id = NULL WHERE id = 1")
 
-    assert events(captured) == [(capture.MISSING_WORKSPACE, "UPDATE", ["1"], "entity_changed")]
+    assert events(captured) == [(MISSING_WORKSPACE, "UPDATE", ["1"], "entity_changed")]
 
 
 def test_a_record_without_a_workspace_becomes_a_dead_letter_of_the_context_stage(

@@ -88,3 +88,10 @@ def test_a_template_failing_on_one_records_values_dead_letters_only_that_record(
     assert (failed["status"], failed["last_error_type"]) == ("FAILED", "TemplateError")
     assert "record '1'" in failed["last_error_message"]
     assert "ZeroDivisionError" in failed["last_error_message"]
+
+
+def test_a_stage_declaring_no_retries_dead_letters_on_the_first_failure(tickets: Engine) -> None:
+    config = parse_config(_source(stages=[{"context": {"retry_delays": []}}]))
+    pipelines = build_pipelines(tickets, config, Settings(retry_delays=(60.0, 300.0)))
+
+    assert pipelines["tickets"].spec("context").retry.max_retries == 0

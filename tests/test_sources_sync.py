@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from enrichment.capture import MISSING_WORKSPACE
 from enrichment.config import EnrichConfig, parse_config
 from enrichment.errors import UnknownSource
 from enrichment.settings import Settings
+from enrichment.source_tables import MISSING_WORKSPACE
 from enrichment.sources import SyncResult, build_pipelines, config_hash, reembed, sync
 from tests.helpers import fold_now, send
 

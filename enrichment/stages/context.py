@@ -12,35 +12,9 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from enrichment.config import RelatedEntity, SourceConfig
-from enrichment.errors import InvalidInput
 from enrichment.formatting import TextFormatter
+from enrichment.source_tables import check_source, quote
 from enrichment.stages.base import ClaimedRecord, Completed, Failed, StageOutcome
-
-
-def quote(identifier: str) -> str:
-    """A configured (already validated) table or column name, quoted for SQL."""
-    return ".".join(f'"{part}"' for part in identifier.split("."))
-
-
-def column_type(engine: Engine, table: str, column: str, *, key: str) -> str:
-    """The SQL type of ``table.column``; a missing table or column names the config key."""
-    with engine.connect() as connection:
-        exists = connection.execute(
-            text("SELECT to_regclass(:table) IS NOT NULL"), {"table": table}
-        ).scalar_one()
-        if not exists:
-            raise InvalidInput(key, f"table {table!r} does not exist")
-        found = connection.execute(
-            text(
-                "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute AS a "
-                "WHERE a.attrelid = CAST(:table AS regclass) AND a.attname = :column "
-                "AND a.attnum > 0 AND NOT a.attisdropped"
-            ),
-            {"table": table, "column": column},
-        ).scalar()
-    if found is None:
-        raise InvalidInput(key, f"table {table!r} has no column {column!r}")
-    return str(found)
 
 
 def _related_subquery(relation: RelatedEntity) -> str:
@@ -71,27 +45,8 @@ class ContextStage:
     def _query(self) -> str:
         """Built once from the configuration, after checking the tables and columns exist."""
         source = self.source
-        where = f"sources[{source.name}]"
-        key_type = column_type(
-            self.engine, source.table, source.key_column, key=f"{where}.key_column"
-        )
-        column_type(
-            self.engine, source.table, source.workspace_column, key=f"{where}.workspace_column"
-        )
-        if source.updated_at_column:
-            column_type(
-                self.engine,
-                source.table,
-                source.updated_at_column,
-                key=f"{where}.updated_at_column",
-            )
-        for column in source.columns:
-            column_type(self.engine, source.table, column, key=f"{where}.columns")
-        for relation in source.related:
-            for column in (relation.join.remote, *relation.fields):
-                column_type(
-                    self.engine, relation.table, column, key=f"{where}.related.{relation.name}"
-                )
+        with self.engine.connect() as connection:
+            key_type = check_source(connection, source, relations=source.related, updated_at=True)
         record = ", ".join(f"'{column}', s.{quote(column)}" for column in source.columns)
         updated = (
             f"s.{quote(source.updated_at_column)}"
