@@ -12,6 +12,7 @@ import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
 from enrichment import capture, embedded, migrate, vectors
 from enrichment.config import EnrichConfig, SourceConfig, load_config
@@ -150,8 +151,6 @@ def db_downgrade(
 
 
 def _redact(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(url).render_as_string(hide_password=True)
 
 
