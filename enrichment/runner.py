@@ -60,6 +60,7 @@ class RunReport:
     batches: list[BatchReport] = field(default_factory=list)
     folded: FoldResult = field(default_factory=FoldResult)
     reclaimed: int = 0
+    indexed: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def total(self, name: str) -> int:
@@ -80,6 +81,7 @@ class RunReport:
             events_folded=self.folded.events,
             events_rejected=self.folded.rejected,
             leases_reclaimed=self.reclaimed,
+            tables_indexed=len(self.indexed),
             seconds=round(self.seconds, 3),
         )
         return summary
@@ -157,6 +159,7 @@ class Runner:
         worker: str | None = None,
         batch_size: int = 500,
         fold_limit: int = 5000,
+        index_memory: str = "256MB",
     ) -> None:
         self.engine = engine
         self.pipelines = pipelines if isinstance(pipelines, Pipelines) else Pipelines(pipelines)
@@ -164,6 +167,7 @@ class Runner:
         self.worker = worker or default_worker_name()
         self.batch_size = batch_size
         self.fold_limit = fold_limit
+        self.index_memory = index_memory
 
     def register(self) -> None:
         """Declare every pipeline's source and stage order in the database."""
@@ -189,6 +193,17 @@ class Runner:
         for source, keys in by_source.items():
             vectors.delete_records(connection, source, keys)
         return result
+
+    def build_search_indexes(self) -> list[str]:
+        """Build the HNSW index of vector tables that were filled without one (a backfill
+        that has finished); returns the tables indexed by this call."""
+        with self.engine.connect() as connection:
+            missing = vectors.tables_without_search_index(connection)
+        return [
+            table.name
+            for table in missing
+            if vectors.build_search_index(self.engine, table, memory=self.index_memory)
+        ]
 
     def reclaim_expired(self, limit: int = 10_000) -> int:
         """Fail leases that expired (their holder died or stalled) so they are retried on the
@@ -411,6 +426,8 @@ class Runner:
                     if writing is not None:
                         report.batches.append(writing.result())
                 if not progressed:
+                    # Nothing left to do: a backfill has finished, index what it filled.
+                    report.indexed = self.build_search_indexes()
                     break
         report.seconds = time.perf_counter() - started
         return report

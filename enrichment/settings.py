@@ -45,6 +45,11 @@ class Settings(BaseSettings):
         description="Delays in seconds before retry 1..n; the length is the maximum retries.",
     )
     retry_jitter: float = Field(default=0.1, ge=0, le=1)
+    index_build_memory: str = Field(
+        default="256MB",
+        pattern=r"^[0-9]+\s*(kB|MB|GB)$",
+        description="maintenance_work_mem for HNSW index builds (the graph should fit in it).",
+    )
 
     @field_validator("retry_delays", mode="before")
     @classmethod

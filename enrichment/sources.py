@@ -230,4 +230,9 @@ def load_runner(settings: Settings, engine: Engine) -> tuple[EnrichConfig, Runne
     config = load_config(settings.config_path)
     pipelines = build_pipelines(engine, config, settings)
     sync(engine, config, pipelines)
-    return config, Runner(engine, pipelines, batch_size=settings.batch_size)
+    return config, Runner(
+        engine,
+        pipelines,
+        batch_size=settings.batch_size,
+        index_memory=settings.index_build_memory,
+    )

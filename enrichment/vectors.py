@@ -4,12 +4,19 @@ A model change never mixes vectors of two models in one table: the new model's t
 (``building``) while the old one serves (``active``), then ``activate`` switches search to it.
 Writes use binary COPY into a staging table and one upsert per batch, in the same transaction
 as the record state, so a vector is never visible for a record whose state says otherwise.
+
+A new table is filled without its HNSW index: maintaining the graph row by row costs more than
+the model on a small machine, and one build over the filled table is several times cheaper.
+The index is built (concurrently, writes go on) when a drain finds nothing left to do, and at
+the latest on activation.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,10 +26,12 @@ import numpy as np
 from pgvector.psycopg import register_vector
 from psycopg import Connection as PsycopgConnection
 from psycopg.types.json import Jsonb
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 from enrichment.embedders.base import Vector
 from enrichment.errors import InvalidInput
+
+log = logging.getLogger(__name__)
 
 SCHEMA = "enrichment"
 _COLUMNS = (
@@ -148,8 +157,6 @@ def ensure_table(
                 updated_at            timestamptz NOT NULL DEFAULT now(),
                 PRIMARY KEY (source, record_key, chunk_index)
             );
-            CREATE INDEX IF NOT EXISTS "{name}_hnsw" ON {qualified}
-                USING hnsw (embedding vector_cosine_ops);
             CREATE INDEX IF NOT EXISTS "{name}_workspace" ON {qualified} (workspace_id, source);
             """
         )
@@ -176,12 +183,93 @@ def ensure_table(
     return VectorTable(name, model_name, model_version, dimensions, state)
 
 
+def search_index_name(table: VectorTable) -> str:
+    return f"{table.name}_hnsw"
+
+
+def _search_index_ddl(table: VectorTable, *, concurrently: bool) -> str:
+    how = "CONCURRENTLY " if concurrently else ""
+    return (
+        f'CREATE INDEX {how}IF NOT EXISTS "{search_index_name(table)}" ON {table.qualified} '
+        "USING hnsw (embedding vector_cosine_ops)"
+    )
+
+
+_INDEX_VALIDITY = """
+    SELECT i.indisvalid FROM pg_index i
+    JOIN pg_class c ON c.oid = i.indexrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = :schema AND c.relname = :index
+"""
+
+
+def tables_without_search_index(connection: Connection) -> list[VectorTable]:
+    """Active and building tables whose HNSW index is missing or left invalid by an
+    interrupted build (retired tables need none)."""
+    rows = connection.execute(
+        text(
+            "SELECT t.name, t.model_name, t.model_version, t.dimensions, t.state "
+            "FROM enrichment.embedding_tables t "
+            "WHERE t.state IN ('active', 'building') AND NOT EXISTS ("
+            "  SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "  JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "  WHERE n.nspname = :schema AND c.relname = t.name || '_hnsw' AND i.indisvalid) "
+            "ORDER BY t.created_at, t.name"
+        ),
+        {"schema": SCHEMA},
+    )
+    return [_row(row) for row in rows]
+
+
+def build_search_index(engine: Engine, table: VectorTable, *, memory: str = "256MB") -> bool:
+    """Build the table's HNSW index without blocking writers. Returns False when another
+    process is building it right now (it is left to that one)."""
+    lock = f"hnsw:{table.name}"
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        locked = connection.execute(
+            text("SELECT pg_try_advisory_lock(hashtext(:lock))"), {"lock": lock}
+        ).scalar_one()
+        if not locked:
+            return False
+        try:
+            valid = connection.execute(
+                text(_INDEX_VALIDITY), {"schema": SCHEMA, "index": search_index_name(table)}
+            ).scalar()
+            if valid:
+                return True
+            if valid is False:  # an interrupted concurrent build left an invalid index
+                connection.execute(
+                    text(f'DROP INDEX CONCURRENTLY IF EXISTS {SCHEMA}."{search_index_name(table)}"')
+                )
+            connection.execute(
+                text("SELECT set_config('maintenance_work_mem', :m, false)"), {"m": memory}
+            )
+            started = time.perf_counter()
+            connection.execute(text(_search_index_ddl(table, concurrently=True)))
+            log.info(
+                "built the HNSW index of %s in %.1f s",
+                table.qualified,
+                time.perf_counter() - started,
+            )
+            return True
+        finally:
+            connection.execute(text("RESET maintenance_work_mem"))
+            connection.execute(text("SELECT pg_advisory_unlock(hashtext(:lock))"), {"lock": lock})
+
+
 def activate(connection: Connection, name: str) -> VectorTable:
-    """Make ``name`` the table search reads; the previously active one is retired."""
+    """Make ``name`` the table search reads; the previously active one is retired. A table
+    still without its HNSW index gets it first (in this transaction)."""
     target = next((table for table in tables(connection) if table.name == name), None)
     if target is None:
         known = ", ".join(table.name for table in tables(connection)) or "none"
         raise InvalidInput("table", f"no vector table {name!r} (tables: {known})")
+    valid = connection.execute(
+        text(_INDEX_VALIDITY), {"schema": SCHEMA, "index": search_index_name(target)}
+    ).scalar()
+    if valid is False:
+        connection.execute(text(f'DROP INDEX {SCHEMA}."{search_index_name(target)}"'))
+    connection.execute(text(_search_index_ddl(target, concurrently=False)))
     connection.execute(
         text(
             "UPDATE enrichment.embedding_tables SET state = 'retired', retired_at = now() "
