@@ -12,6 +12,7 @@ from sqlalchemy import Connection, text
 
 from enrichment.clock import Clock, DatabaseClock
 from enrichment.errors import InvalidInput, UnknownSource
+from enrichment.notifications import NOTIFY_CHANNEL
 from enrichment.pipeline import registered_sources
 from enrichment.sql import query
 from enrichment.states import Action, Reason
@@ -89,6 +90,10 @@ def enqueue(connection: Connection, events: Iterable[Event | Mapping[str, Any]])
         {"events": json.dumps([event.model_dump(mode="json") for event in parsed])},
     ).all()
     inserted = len(rows)
+    if inserted:  # wake listening runners (delivered on commit, coalesced per transaction)
+        connection.execute(
+            text("SELECT pg_notify(:channel, 'enqueue')"), {"channel": NOTIFY_CHANNEL}
+        )
     return EnqueueResult(inserted=inserted, duplicates=len(parsed) - inserted)
 
 
