@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task, exponential_backoff
 
+from enrichment.config import EnrichConfig
 from enrichment.database import get_engine, is_transient
 from enrichment.events import FoldResult
 from enrichment.runner import BatchReport, DrainSteps, Runner, RunReport
@@ -49,11 +50,10 @@ RETRY_JITTER = 0.5
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-def load_pipelines() -> Runner:
+def load_pipelines() -> tuple[EnrichConfig, Runner]:
     """Read the configuration, build the pipelines (models load here) and register them."""
     settings = get_settings()
-    _, runner = load_runner(settings, get_engine(settings))
-    return runner
+    return load_runner(settings, get_engine(settings))
 
 
 @task(

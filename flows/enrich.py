@@ -55,7 +55,7 @@ def enrich_flow(
     ] = True,
 ) -> dict[str, float]:
     logger = get_run_logger()
-    runner = load_pipelines()
+    _, runner = load_pipelines()
     sources = [source] if source else None
     with EventListener(libpq_url(database_url())) as listener:
         report = runner.drain(

@@ -17,8 +17,6 @@ import pytest
 import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-from prefect.settings import PREFECT_API_URL
-from prefect.testing.utilities import prefect_test_harness
 from sqlalchemy import Engine, text
 
 from enrichment import capture, vectors
@@ -46,12 +44,6 @@ def _config(stages: list[Any]) -> dict[str, Any]:
             }
         ]
     }
-
-
-@pytest.fixture(scope="module")
-def prefect_api() -> Iterator[str]:
-    with prefect_test_harness(server_startup_timeout=60):
-        yield str(PREFECT_API_URL.value())
 
 
 @pytest.fixture
