@@ -477,6 +477,32 @@ def demo(
     )
 
 
+@app.command("serve")
+def serve(
+    deployment: Annotated[
+        list[str] | None,
+        typer.Option("--deployment", "-d", help="Serve only this deployment (repeatable)."),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Most flow runs at once in this process.")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Deployments file (default: prefect.yaml).")
+    ] = None,
+) -> None:
+    """Serve every deployment of prefect.yaml from this process (schedules, and ad hoc runs
+    from the Prefect UI), for a single machine without a work pool or worker."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect loads only here: the other commands start without it.
+    from prefect import serve as prefect_serve
+
+    from deployments.serving import PREFECT_YAML, read_deployments, runner_deployments
+
+    served = runner_deployments(read_deployments(file or PREFECT_YAML), only=deployment)
+    console.print("serving: " + ", ".join(d.name for d in served))
+    prefect_serve(*served, limit=limit)
+
+
 def main() -> None:
     """Entry point: errors of bad input end with a one-line message and exit code 2."""
     try:
