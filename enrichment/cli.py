@@ -16,9 +16,10 @@ from sqlalchemy.engine import make_url
 
 from enrichment import capture, embedded, migrate, vectors
 from enrichment.config import EnrichConfig, SourceConfig, load_config
-from enrichment.database import database_url, get_engine
+from enrichment.database import database_url, get_engine, libpq_url
 from enrichment.errors import EnrichmentError
 from enrichment.events import enqueue, parse_event
+from enrichment.notifications import EventListener
 from enrichment.queue import Queue
 from enrichment.settings import get_settings
 from enrichment.sources import build_pipelines, load_runner, reembed, sync
@@ -412,17 +413,25 @@ def run(
     max_records: Annotated[
         int | None, typer.Option(min=1, help="Stop after this many claims.")
     ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="With --time-budget: when idle, wait for new events until it ends."
+        ),
+    ] = False,
 ) -> None:
     """Drain the queue now, in this process (no Prefect): every stage, batch by batch."""
     _, runner = load_runner(get_settings(), get_engine())
-    report = runner.drain(
-        sources=source,
-        stages=stage,
-        workspace=workspace,
-        batch_size=batch_size,
-        time_budget=time_budget,
-        max_records=max_records,
-    )
+    with EventListener(libpq_url(database_url())) as listener:
+        report = runner.drain(
+            sources=source,
+            stages=stage,
+            workspace=workspace,
+            batch_size=batch_size,
+            time_budget=time_budget,
+            max_records=max_records,
+            wait_for_events=listener.wait if wait else None,
+        )
     _print_json(report.summary())
 
 
