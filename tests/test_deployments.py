@@ -19,6 +19,7 @@ import httpx
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
 from prefect.flows import load_flow_from_entrypoint
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from sqlalchemy import Engine, text
@@ -252,6 +253,9 @@ def test_enrich_serve_runs_an_ad_hoc_run_without_a_worker(
     prefect_server: dict[str, str], deployed_notes: dict[str, str], db: Engine
 ) -> None:
     env = prefect_server | deployed_notes
+    # A deployment of the same name made by `prefect deploy` (the test above) is removed
+    # first: serving does not take over a deployment that pulls from a work pool's storage.
+    asyncio.run(_delete_deployment(prefect_server["PREFECT_API_URL"], "enrich/enrich"))
     started = datetime.now(UTC)
     served = subprocess.Popen(
         [str(BIN / "enrich"), "serve", "--deployment", "enrich"],
@@ -287,6 +291,16 @@ def test_enrich_serve_runs_an_ad_hoc_run_without_a_worker(
         served.wait(60)
     assert state.is_completed(), state
     assert _enriched(db) == {"1", "2", "3", "4", "5"}
+
+
+async def _delete_deployment(api_url: str, name: str) -> None:
+    with temporary_settings({PREFECT_API_URL: api_url}):
+        async with get_client() as client:
+            try:
+                deployment = await client.read_deployment_by_name(name)
+            except ObjectNotFound:
+                return
+            await client.delete_deployment(deployment.id)
 
 
 async def _read_served(api_url: str, since: datetime) -> Any:
