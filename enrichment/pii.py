@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import ipaddress
 import json
 import re
@@ -53,6 +54,41 @@ def _digits(text: str) -> str:
     return "".join(ch for ch in text if ch.isdigit())
 
 
+class Scan:
+    """A text being scanned and what every detector asks of it, computed once: its lowercase
+    form, whether it has a digit (most detectors need one), the kinds its field announces."""
+
+    __slots__ = ("has_digit", "hints", "lower", "text")
+
+    def __init__(self, text: str, hints: frozenset[str] = frozenset()) -> None:
+        self.text = text
+        self.hints = hints
+        self.lower = text.lower()
+        self.has_digit = _DIGIT.search(text) is not None
+
+    def mentions(self, words: tuple[str, ...]) -> bool:
+        """Contains one of ``words`` (lowercase) in any case: a fast filter before the
+        patterns that need such a word."""
+        return any(word in self.lower for word in words)
+
+
+# "order 4111111111111111", "ref 0496 9061 9891": a number introduced as an identifier is one,
+# whatever else it would pass for.
+_ID_LABEL = re.compile(
+    r"(?i)\b(?:order|ref|reference|tracking|invoice|shipment|parcel|sku|batch|lot|case|ticket"
+    r"|awb|consignment|po|item|article|serial|id)\b[\s:#.\-]{0,4}(?:(?:no|nr|number|id)\b"
+    r"[\s:#.\-]{0,4})?$"
+)
+# The groups of an IBAN before the candidate ("NL79 ABNA 0417 1643 00"): digits that continue
+# an account number (valid or not) are not a card or a phone number of their own.
+_IBAN_GROUPS = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: [A-Z0-9]{4})+ $")
+
+
+def _introduced_as_id(text: str, start: int) -> bool:
+    before = text[max(0, start - 40) : start]
+    return bool(_ID_LABEL.search(before) or _IBAN_GROUPS.search(before))
+
+
 # --- field names as context --------------------------------------------------------------------
 
 _FIELD_WORD = re.compile(r"[a-z]+")
@@ -73,6 +109,7 @@ _FIELD_PAIRS: dict[tuple[str, str], str] = {
 }
 
 
+@functools.lru_cache(maxsize=4096)
 def field_hints(field: str | None) -> frozenset[str]:
     """Kinds a field's name announces (``customer.phone_number`` → PHONE), so a bare value in
     it is judged as that kind."""
@@ -106,7 +143,8 @@ _FILE_SUFFIXES = frozenset(
 )
 
 
-def find_emails(text: str, hints: frozenset[str]) -> Spans:
+def find_emails(scan: Scan) -> Spans:
+    text = scan.text
     if "@" not in text:
         return
     for match in _EMAIL.finditer(text):
@@ -142,6 +180,7 @@ _PHONE_CONTEXT = re.compile(
     r"\.?(?:\s*(?:number|no\.?|nr\.?|#))?\s*(?:is\s+|:\s*|=\s*|-\s*)?"
     r"(?P<number>\+?\(?\d[\d ().\-]{5,22}\d)(?![\w\-])"
 )
+_PHONE_WORDS = ("phone", "tel", "mobile", "cell", "fax", "whats", "sms", "call", "text", "reach")
 _DATE_START = re.compile(r"^\(?\d{1,4}[./\-]\d{1,2}[./\-]\d{1,4}")
 _HINTED_PHONE = re.compile(r"^\+?[\d ().\-/]{7,24}$")
 _GROUP = re.compile(r"\(\d+\)|\d+")
@@ -156,6 +195,17 @@ def _plausible_phone(candidate: str, *, low: int = 7, high: int = 15) -> bool:
     )
 
 
+def _national_shape(candidate: str) -> bool:
+    """Grouped like a national number: 9-11 digits with the trunk 0, one kind of separator
+    besides spaces, and no short last group unless all groups are pairs (06 12 34 56 78)."""
+    if len(set(re.findall(r"[.\-]", candidate))) > 1:
+        return False
+    groups = [len(group) for group in re.findall(r"\d+", candidate)]
+    if groups[-1] < 3 and any(size != 2 for size in groups[1:]):
+        return False
+    return _plausible_phone(candidate, low=9, high=11)
+
+
 def _international(match: re.Match[str]) -> tuple[int, int] | None:
     """The longest run of the match's groups that is a plausible number (8-15 digits)."""
     body = match.group("body")
@@ -164,6 +214,12 @@ def _international(match: re.Match[str]) -> tuple[int, int] | None:
         return None  # "0049301234567" is as likely an id as a number
     if separators == ["."] and "(" not in body:
         return None  # "+1234567.89" is an amount
+    if match.group("prefix") == "00":
+        # Without the "+", only a whole match of a phone's length counts: "0077 8729 1495 7857
+        # 0738 88" is a tracking number, not a number followed by something else.
+        if not 8 <= len(_digits(body)) <= 15 or _introduced_as_id(match.string, match.start()):
+            return None
+        return match.span()
     end = None
     count = 0
     for group in _GROUP.finditer(body):
@@ -174,14 +230,14 @@ def _international(match: re.Match[str]) -> tuple[int, int] | None:
             end = group.end()
     if end is None:
         return None
-    start = match.start()
-    return start, match.start("body") + end
+    return match.start(), match.start("body") + end
 
 
-def find_phones(text: str, hints: frozenset[str]) -> Spans:
-    if not _DIGIT.search(text):
+def find_phones(scan: Scan) -> Spans:
+    text = scan.text
+    if not scan.has_digit:
         return
-    if PHONE in hints:
+    if PHONE in scan.hints:
         stripped = text.strip()
         if _HINTED_PHONE.match(stripped) and _plausible_phone(stripped):
             start = text.index(stripped)
@@ -194,18 +250,17 @@ def find_phones(text: str, hints: frozenset[str]) -> Spans:
     for match in _PHONE_NANP.finditer(text):
         yield match.span()
     for match in _PHONE_NATIONAL.finditer(text):
-        candidate = match.group(0)
-        kinds = set(re.findall(r"[.\-]", candidate))
-        if len(kinds) <= 1 and _plausible_phone(candidate, low=9, high=12):
+        if _national_shape(match.group(0)) and not _introduced_as_id(text, match.start()):
             yield match.span()
-    for match in _PHONE_CONTEXT.finditer(text):
-        if _plausible_phone(match.group("number")):
-            yield match.span("number")
+    if scan.mentions(_PHONE_WORDS):
+        for match in _PHONE_CONTEXT.finditer(text):
+            if _plausible_phone(match.group("number")):
+                yield match.span("number")
 
 
 # --- payment cards -----------------------------------------------------------------------------
 
-_CARD = re.compile(r"(?<![\w\-])(?<!\d[ \-])\d(?:[ \-]?\d){12,18}(?![\w\-])(?![ \-]?\d)")
+_CARD = re.compile(r"(?<![\w\-.])(?<!\d[ \-])\d(?:[ \-.]?\d){12,18}(?![\w\-])(?![ \-.]?\d)")
 # (lowest prefix, highest prefix, lengths): Visa, Mastercard, Amex, Discover, JCB, Diners,
 # UnionPay, Maestro, Mir, RuPay.
 _ISSUERS: tuple[tuple[int, int, frozenset[int]], ...] = tuple(
@@ -255,25 +310,31 @@ def _issued(digits: str) -> bool:
 
 
 def _card_grouping(candidate: str) -> bool:
-    """Unseparated, or grouped the way cards are printed (4-4-4-4, 4-6-5, 4-4-4-4-3)."""
-    separators = set(re.findall(r"[ \-]", candidate))
+    """Unseparated, or grouped the way cards are printed (4-4-4-4, 4-6-5, 4-4-4-4-3; dots
+    only as 4-4-4-4)."""
+    separators = set(re.findall(r"[ \-.]", candidate))
     if not separators:
         return True
     if len(separators) > 1:
         return False
-    groups = [len(group) for group in re.split(r"[ \-]", candidate)]
+    groups = [len(group) for group in re.split(r"[ \-.]", candidate)]
+    if separators == {"."}:
+        return groups == [4, 4, 4, 4]
     if groups[:2] == [4, 6] and len(groups) == 3 and groups[2] in (4, 5):
         return True
     return all(size == 4 for size in groups[:-1]) and 1 <= groups[-1] <= 4
 
 
-def find_cards(text: str, hints: frozenset[str]) -> Spans:
-    if not _DIGIT.search(text):
+def find_cards(scan: Scan) -> Spans:
+    text = scan.text
+    if not scan.has_digit:
         return
     for match in _CARD.finditer(text):
         candidate = match.group(0)
         digits = _digits(candidate)
-        if _card_grouping(candidate) and _issued(digits) and luhn_valid(digits):
+        if not (_card_grouping(candidate) and _issued(digits) and luhn_valid(digits)):
+            continue
+        if not _introduced_as_id(text, match.start()):
             yield match.span()
 
 
@@ -303,8 +364,9 @@ def iban_valid(compact: str) -> bool:
     return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
 
 
-def find_ibans(text: str, hints: frozenset[str]) -> Spans:
-    if not _DIGIT.search(text):
+def find_ibans(scan: Scan) -> Spans:
+    text = scan.text
+    if not scan.has_digit:
         return
     for match in _IBAN_START.finditer(text):
         length = IBAN_LENGTHS.get(match.group(1).upper())
@@ -332,16 +394,23 @@ def find_ibans(text: str, hints: frozenset[str]) -> Spans:
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _IPV4 = re.compile(rf"(?<![\w.])(?:{_OCTET}\.){{3}}{_OCTET}(?!\w|\.\d)")
+# "version 10.2.3.4", "build 5.1.0.12": a version number, not an address.
+_VERSION_LABEL = re.compile(
+    r"(?i)(?:\b(?:version|ver|release|build|firmware|update[sd]?|upgrade[sd]?)\b\.?"
+    r"(?:\s+to)?\s*:?\s*v?|\bv)$"
+)
 _IPV6 = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|:|"
     rf"(?:{_OCTET}\.){{3}}{_OCTET})?(?:%[\w.]+)?(?![\w:])"
 )
 
 
-def find_ips(text: str, hints: frozenset[str]) -> Spans:
-    if "." in text and _DIGIT.search(text):
+def find_ips(scan: Scan) -> Spans:
+    text = scan.text
+    if "." in text and scan.has_digit:
         for match in _IPV4.finditer(text):
-            yield match.span()
+            if not _VERSION_LABEL.search(text[max(0, match.start() - 20) : match.start()]):
+                yield match.span()
     if "::" in text or text.count(":") >= 7:
         for match in _IPV6.finditer(text):
             candidate = match.group(0).split("%", 1)[0]
@@ -357,17 +426,27 @@ def find_ips(text: str, hints: frozenset[str]) -> Spans:
 
 # --- API keys and other secrets ----------------------------------------------------------------
 
-_SECRET_PATTERNS = re.compile(
-    r"(?<![\w\-])sk-(?=[A-Za-z0-9_\-]*\d)[A-Za-z0-9_\-]{6,}"  # OpenAI, Anthropic ("sk-ant-...")
-    r"|(?<!\w)(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}"  # Stripe secret and restricted keys
-    r"|(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA|ASCA)"
-    r"[A-Z0-9]{16}(?![A-Z0-9])"  # AWS access key ids
-    r"|(?<!\w)gh[pousr]_[A-Za-z0-9]{36,}(?!\w)|(?<!\w)github_pat_[A-Za-z0-9_]{22,}"  # GitHub
-    r"|(?<!\w)xox[abposr]-[A-Za-z0-9\-]{10,}"  # Slack
-    r"|(?<![\w\-])AIza[0-9A-Za-z_\-]{35}(?![\w\-])"  # Google API keys
-    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
-    re.DOTALL,
-)
+_AWS_PREFIXES = ("AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "ANPA", "ANVA", "APKA",
+                 "AROA", "ASCA")  # fmt: skip
+# (substrings one of which the text must contain, pattern): the substring test is a fast
+# filter, so most texts never run the patterns at all.
+_SECRET_PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
+    # OpenAI, Anthropic ("sk-ant-..."): at least one digit, as generated keys have.
+    (("sk-",), re.compile(r"(?<![\w\-])sk-(?=[A-Za-z0-9_\-]*\d)[A-Za-z0-9_\-]{6,}")),
+    # Stripe secret and restricted keys.
+    (("sk_live_", "sk_test_", "rk_live_", "rk_test_"),
+     re.compile(r"(?<!\w)(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}")),
+    (_AWS_PREFIXES,
+     re.compile(rf"(?<![A-Z0-9])(?:{'|'.join(_AWS_PREFIXES)})[A-Z0-9]{{16}}(?![A-Z0-9])")),
+    (("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+     re.compile(r"(?<!\w)gh[pousr]_[A-Za-z0-9]{36,}(?!\w)|(?<!\w)github_pat_[A-Za-z0-9_]{22,}")),
+    (("xox",), re.compile(r"(?<!\w)xox[abposr]-[A-Za-z0-9\-]{10,}")),  # Slack
+    (("AIza",), re.compile(r"(?<![\w\-])AIza[0-9A-Za-z_\-]{35}(?![\w\-])")),  # Google
+    (("PRIVATE KEY-----",), re.compile(
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
+        re.DOTALL,
+    )),
+)  # fmt: skip
 # "password: hunter22", "api_key=...", "aws_secret_access_key = ...": the value only.
 _SECRET_ASSIGNMENT = re.compile(
     r"(?i)(?<![a-z0-9])(?:api[_\- ]?key|apikey|secret(?:[_\- ]?(?:access[_\- ]?)?key)?"
@@ -375,6 +454,7 @@ _SECRET_ASSIGNMENT = re.compile(
     r"|password|passwd|pwd|passcode|credentials?)"
     r"[\"']?\s*(?:[:=]|\bis\b)\s*[\"']?(?P<value>[^\s\"',;<>]{6,})"
 )
+_SECRET_WORDS = ("key", "secret", "pass", "pwd", "credential")
 _URL_PASSWORD = re.compile(r"://[^\s/:@]+:(?P<value>[^\s/@]+)@")
 
 
@@ -388,18 +468,22 @@ def _secret_like(value: str) -> bool:
     return has_digit or has_symbol or mixed_case or len(value) >= 20
 
 
-def find_secrets(text: str, hints: frozenset[str]) -> Spans:
-    if SECRET in hints:
+def find_secrets(scan: Scan) -> Spans:
+    text = scan.text
+    if SECRET in scan.hints:
         stripped = text.strip()
         if len(stripped) >= 4 and not (stripped.startswith("[") and stripped.endswith("]")):
             start = text.index(stripped)
             yield start, start + len(stripped)
             return
-    for match in _SECRET_PATTERNS.finditer(text):
-        yield match.span()
-    for match in _SECRET_ASSIGNMENT.finditer(text):
-        if _secret_like(match.group("value")):
-            yield match.span("value")
+    for triggers, pattern in _SECRET_PATTERNS:
+        if any(trigger in text for trigger in triggers):
+            for match in pattern.finditer(text):
+                yield match.span()
+    if scan.mentions(_SECRET_WORDS):
+        for match in _SECRET_ASSIGNMENT.finditer(text):
+            if _secret_like(match.group("value")):
+                yield match.span("value")
     if "://" in text:
         for match in _URL_PASSWORD.finditer(text):
             yield match.span("value")
@@ -427,11 +511,14 @@ def _jwt_header(segment: str) -> bool:
     return isinstance(header, dict) and ("alg" in header or "typ" in header)
 
 
-def find_tokens(text: str, hints: frozenset[str]) -> Spans:
+def find_tokens(scan: Scan) -> Spans:
+    text = scan.text
     if "eyJ" in text:
         for match in _JWT.finditer(text):
             if _jwt_header(match.group(0).split(".", 1)[0]):
                 yield match.span()
+    if not scan.mentions(("bearer", "token", "authorization")):
+        return
     for match in _BEARER.finditer(text):
         for group in ("value", "basic", "assigned"):
             if match.group(group) is not None:
@@ -470,6 +557,9 @@ _ID_CONTEXT = re.compile(
     r"\s*(?:is\s+|:\s*|=\s*|#\s*|-\s*)?"
     r"(?P<value>[A-Z0-9](?:[A-Z0-9]|[ \-](?=[A-Z0-9])){4,19})(?!\w)"
 )
+_ID_WORDS = ("passport", "national id", "identity", "id card", "tax id", "personal id",
+             "insurance", "personnummer", "aadhaar", "pesel")  # fmt: skip
+_ID_ACRONYMS = ("NINO", "SIN", "TIN", "BSN", "DNI", "NIE", "NIR")
 _HINTED_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|[ \-](?=[A-Za-z0-9])){3,24}$")
 
 
@@ -498,10 +588,11 @@ def _nir_valid(match: re.Match[str]) -> bool:
     return 97 - int(body) % 97 == int(match.group("key"))
 
 
-def find_national_ids(text: str, hints: frozenset[str]) -> Spans:
-    if not _DIGIT.search(text):
+def find_national_ids(scan: Scan) -> Spans:
+    text = scan.text
+    if not scan.has_digit:
         return
-    if NATIONAL_ID in hints:
+    if NATIONAL_ID in scan.hints:
         stripped = text.strip()
         if _HINTED_ID.match(stripped) and len(_digits(stripped)) >= 4:
             start = text.index(stripped)
@@ -510,10 +601,11 @@ def find_national_ids(text: str, hints: frozenset[str]) -> Spans:
     for match in _SSN.finditer(text):
         if ssn_valid(match.group("area"), match.group("group"), match.group("serial")):
             yield match.span()
-    for match in _SSN_CONTEXT.finditer(text):
-        digits = _digits(match.group("value"))
-        if ssn_valid(digits[:3], digits[3:5], digits[5:]):
-            yield match.span("value")
+    if scan.mentions(("ssn", "ss#", "social security")):
+        for match in _SSN_CONTEXT.finditer(text):
+            digits = _digits(match.group("value"))
+            if ssn_valid(digits[:3], digits[3:5], digits[5:]):
+                yield match.span("value")
     for match in _NINO.finditer(text):
         yield match.span()
     for match in _SPANISH_ID.finditer(text):
@@ -522,9 +614,10 @@ def find_national_ids(text: str, hints: frozenset[str]) -> Spans:
     for match in _NIR.finditer(text):
         if _nir_valid(match):
             yield match.span()
-    for match in _ID_CONTEXT.finditer(text):
-        if len(_digits(match.group("value"))) >= 5:
-            yield match.span("value")
+    if scan.mentions(_ID_WORDS) or any(word in text for word in _ID_ACRONYMS):
+        for match in _ID_CONTEXT.finditer(text):
+            if len(_digits(match.group("value"))) >= 5:
+                yield match.span("value")
 
 
 # --- the built-in detectors --------------------------------------------------------------------
@@ -538,7 +631,7 @@ class Detector:
     name: str
     kind: str
     priority: int
-    find: Callable[[str, frozenset[str]], Spans]
+    find: Callable[[Scan], Spans]
 
 
 DETECTORS: dict[str, Detector] = {

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from enrichment.errors import EnrichmentError
-from enrichment.pii import DETECTORS, Finding, field_hints
+from enrichment.pii import DETECTORS, Finding, Scan, field_hints
 
 _PATTERN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 
@@ -158,7 +158,7 @@ class Redactor:
     def find(self, text: str, *, field: str | None = None) -> list[Finding]:
         """Non-overlapping findings in text order. Where two overlap, the higher priority kind
         wins, then the longer span."""
-        hints = field_hints(field)
+        scan = Scan(text, field_hints(field))
         candidates: list[tuple[int, int, Finding]] = []
         for custom in self._custom:
             for match in custom.pattern.finditer(text):
@@ -167,7 +167,7 @@ class Redactor:
                     finding = Finding(custom.kind, start, end)
                     candidates.append((self.CUSTOM_PRIORITY, start - end, finding))
         for detector in self._detectors:
-            for start, end in detector.find(text, hints):
+            for start, end in detector.find(scan):
                 candidates.append(
                     (detector.priority, start - end, Finding(detector.kind, start, end))
                 )
