@@ -372,16 +372,16 @@ def find_ibans(scan: Scan) -> Spans:
         length = IBAN_LENGTHS.get(match.group(1).upper())
         if length is None:
             continue
-        # Take exactly the country's length of characters, single spaces allowed between them.
+        # Take exactly the country's length of characters, written as one run or in the
+        # printed groups of four ("DE89 3704 0044 0532 0130 00").
         position = match.start()
         chars: list[str] = []
+        grouped = text[position + 4 : position + 5] == " "
         while position < len(text) and len(chars) < length:
             char = text[position]
             if char.isascii() and char.isalnum():
                 chars.append(char)
-            elif not (
-                char == " " and chars and position + 1 < len(text) and text[position + 1] != " "
-            ):
+            elif not (char == " " and grouped and len(chars) % 4 == 0):
                 break
             position += 1
         following = text[position : position + 1]
@@ -400,8 +400,8 @@ _VERSION_LABEL = re.compile(
     r"(?:\s+to)?\s*:?\s*v?|\bv)$"
 )
 _IPV6 = re.compile(
-    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|:|"
-    rf"(?:{_OCTET}\.){{3}}{_OCTET})?(?:%[\w.]+)?(?![\w:])"
+    rf"(?<![\w:.])(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}(?:(?:{_OCTET}\.){{3}}{_OCTET}|[0-9A-Fa-f]{{1,4}}|:)?"
+    r"(?:%[\w.]+)?(?![\w:]|\.\d)"
 )
 
 

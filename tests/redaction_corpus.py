@@ -20,6 +20,9 @@ class Positive:
     field: str | None = None  # the field the text is the value of, when that matters
 
 
+PRIVATE_KEY = "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----"
+
+
 def _p(kind: str, text: str, *values: str, field: str | None = None) -> Positive:
     return Positive(text, values, kind, field)
 
@@ -100,7 +103,7 @@ POSITIVES: dict[str, list[Positive]] = {
             "[2001:0db8:85a3:0000:0000:8a2e:0370:7334]",
             "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
         ),
-        _p("IP", "link-local fe80::1ff:fe23:4567:890a%eth0", "fe80::1ff:fe23:4567:890a"),
+        _p("IP", "link-local fe80::1ff:fe23:4567:890a%eth0", "fe80::1ff:fe23:4567:890a%eth0"),
         _p("IP", "mapped ::ffff:192.0.2.128 seen", "::ffff:192.0.2.128"),
         _p("IP", "between 1.1.1.1 and 255.255.255.255", "1.1.1.1", "255.255.255.255"),
     ],
@@ -129,11 +132,7 @@ POSITIVES: dict[str, list[Positive]] = {
             "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
         ),
         _p("SECRET", "DSN postgres://admin:s3cr3t@db.internal:5432/app", "s3cr3t"),
-        _p(
-            "SECRET",
-            "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----",
-            "MIIEow",
-        ),
+        _p("SECRET", f"key:\n{PRIVATE_KEY}\nend", PRIVATE_KEY),
         _p("SECRET", "Tr0ub4dor&3", "Tr0ub4dor&3", field="password"),
     ],
     "token": [
@@ -229,6 +228,7 @@ NEGATIVES: dict[str, list[str]] = {
         "DE89 3704 0044 0532 0130",
         "code AB12 CDEF 3456",
         "part DE12345 in aisle 3",
+        "Parcel VA241562381GB is stuck at the hub",
     ],
     "ip": [
         "version 1.2.3",

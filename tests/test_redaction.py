@@ -30,10 +30,11 @@ NEGATIVE_CASES = [
 
 @pytest.mark.parametrize("example", POSITIVE_CASES)
 def test_every_positive_is_replaced_by_its_placeholder(example: Positive) -> None:
-    redacted = REDACTOR.redact(example.text, field=example.field)
+    expected = example.text
+    for value in example.values:
+        expected = expected.replace(value, f"[{example.kind}]", 1)
 
-    assert [value for value in example.values if value in redacted.text] == []
-    assert redacted.text.count(f"[{example.kind}]") == len(example.values)
+    assert REDACTOR.redact(example.text, field=example.field).text == expected
 
 
 @pytest.mark.parametrize("example", POSITIVE_CASES)
