@@ -130,6 +130,22 @@ def score(redactor: Redactor, samples: Sequence[pii_samples.Sample]) -> dict[str
     }
 
 
+def bare_digit_rates(redactor: Redactor, seed: int, per_length: int) -> dict[int, float]:
+    """Share of random digit runs of each card length, with no word in front, that some
+    detector takes: the floor of Luhn plus issuer prefixes on numbers nobody labelled."""
+    rng = random.Random(seed)
+    rates = {}
+    for length in range(13, 20):
+        flagged = 0
+        for _ in range(per_length):
+            digits = str(rng.randint(1, 9)) + "".join(
+                rng.choice("0123456789") for _ in range(length - 1)
+            )
+            flagged += bool(redactor.find(f"Then {digits} came back."))
+        rates[length] = flagged / per_length
+    return rates
+
+
 def _covered(hits: Sequence[Any], start: int, end: int) -> bool:
     position = start
     for hit in sorted(hits, key=lambda h: h.start):
@@ -325,6 +341,9 @@ def markdown(document: dict[str, Any]) -> str:
         "",
         *quality_table(document["generated"]),
         "",
+        "Random digit runs with no word in front, taken for personal data, by length: "
+        + ", ".join(f"{n}: {_pct(rate)}" for n, rate in document["bare_digits"].items()),
+        "",
         "### Hand-written corpus (the tests)",
         "",
         *quality_table(document["corpus"]),
@@ -377,6 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         redactor, pii_samples.samples(args.seed, args.per_kind, args.per_negative)
     )
     document["corpus"] = score(redactor, corpus_samples())
+    document["bare_digits"] = bare_digit_rates(redactor, args.seed, args.per_negative * 10)
     records = support_records(args.seed, args.records)
     document["redactor"] = redactor_speed(records, args.repeat)
     log(f"redactor: {document['redactor']['records_per_second_median']:,.0f} records/s")
