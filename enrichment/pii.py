@@ -84,40 +84,58 @@ _ID_LABEL = re.compile(
 _IBAN_GROUPS = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: [A-Z0-9]{4})+ $")
 
 
-def _introduced_as_id(text: str, start: int) -> bool:
-    before = text[max(0, start - 40) : start]
+def _introduced_as_id(scan: Scan, start: int) -> bool:
+    if IDENTIFIER in scan.hints:
+        return True
+    before = scan.text[max(0, start - 40) : start]
     return bool(_ID_LABEL.search(before) or _IBAN_GROUPS.search(before))
 
 
 # --- field names as context --------------------------------------------------------------------
 
+# Not a kind: the field holds an identifier (``order_id``, ``tracking_number``), so a number in
+# it is not a card or a phone number, like a number introduced by "order" in text.
+IDENTIFIER = "IDENTIFIER"
+
 _FIELD_WORD = re.compile(r"[a-z]+")
+# A word anywhere in the name: the value must still have the kind's shape.
 _FIELD_HINTS: dict[str, frozenset[str]] = {
     PHONE: frozenset({"phone", "telephone", "tel", "mobile", "cell", "cellphone", "fax", "msisdn"}),
     NATIONAL_ID: frozenset(
         {"ssn", "nino", "sin", "bsn", "dni", "nie", "nir", "passport", "aadhaar", "pesel"}
     ),
-    SECRET: frozenset({"password", "passwd", "pwd", "secret", "apikey", "token", "credential"}),
 }
 _FIELD_PAIRS: dict[tuple[str, str], str] = {
     ("social", "security"): NATIONAL_ID,
     ("national", "id"): NATIONAL_ID,
     ("tax", "id"): NATIONAL_ID,
-    ("api", "key"): SECRET,
-    ("access", "key"): SECRET,
-    ("private", "key"): SECRET,
 }
+# The last word (or two) of the name: any value is a secret, so "token_count" must not count.
+_SECRET_LAST = frozenset(
+    {"password", "passwd", "pwd", "secret", "apikey", "token", "credential", "credentials"}
+)
+_SECRET_LAST_PAIRS = frozenset(
+    {("api", "key"), ("access", "key"), ("private", "key"), ("secret", "key"), ("password", "hash")}
+)
+_IDENTIFIER_WORDS = frozenset(
+    {"order", "ref", "reference", "tracking", "invoice", "shipment", "parcel", "sku", "batch",
+     "lot", "case", "ticket", "awb", "consignment", "po", "item", "article", "serial"}
+)  # fmt: skip
 
 
 @functools.lru_cache(maxsize=4096)
 def field_hints(field: str | None) -> frozenset[str]:
     """Kinds a field's name announces (``customer.phone_number`` → PHONE), so a bare value in
-    it is judged as that kind."""
+    it is judged as that kind; IDENTIFIER for fields holding ids."""
     if not field:
         return frozenset()
-    words = _FIELD_WORD.findall(field.lower())
+    words = _FIELD_WORD.findall(field.lower().rsplit(".", 1)[-1])
     hinted = {kind for kind, names in _FIELD_HINTS.items() if names.intersection(words)}
     hinted.update(kind for pair, kind in _FIELD_PAIRS.items() if _adjacent(words, pair))
+    if words and (words[-1] in _SECRET_LAST or tuple(words[-2:]) in _SECRET_LAST_PAIRS):
+        hinted.add(SECRET)
+    if not hinted and words and (_IDENTIFIER_WORDS.intersection(words) or words[-1] == "id"):
+        hinted.add(IDENTIFIER)
     return frozenset(hinted)
 
 
@@ -206,7 +224,7 @@ def _national_shape(candidate: str) -> bool:
     return _plausible_phone(candidate, low=9, high=11)
 
 
-def _international(match: re.Match[str]) -> tuple[int, int] | None:
+def _international(scan: Scan, match: re.Match[str]) -> tuple[int, int] | None:
     """The longest run of the match's groups that is a plausible number (8-15 digits)."""
     body = match.group("body")
     separators = re.findall(r"[ .\-]", body)
@@ -217,7 +235,7 @@ def _international(match: re.Match[str]) -> tuple[int, int] | None:
     if match.group("prefix") == "00":
         # Without the "+", only a whole match of a phone's length counts: "0077 8729 1495 7857
         # 0738 88" is a tracking number, not a number followed by something else.
-        if not 8 <= len(_digits(body)) <= 15 or _introduced_as_id(match.string, match.start()):
+        if not 8 <= len(_digits(body)) <= 15 or _introduced_as_id(scan, match.start()):
             return None
         return match.span()
     end = None
@@ -244,13 +262,13 @@ def find_phones(scan: Scan) -> Spans:
             yield start, start + len(stripped)
             return
     for match in _PHONE_INTERNATIONAL.finditer(text):
-        span = _international(match)
+        span = _international(scan, match)
         if span is not None:
             yield span
     for match in _PHONE_NANP.finditer(text):
         yield match.span()
     for match in _PHONE_NATIONAL.finditer(text):
-        if _national_shape(match.group(0)) and not _introduced_as_id(text, match.start()):
+        if _national_shape(match.group(0)) and not _introduced_as_id(scan, match.start()):
             yield match.span()
     if scan.mentions(_PHONE_WORDS):
         for match in _PHONE_CONTEXT.finditer(text):
@@ -334,7 +352,7 @@ def find_cards(scan: Scan) -> Spans:
         digits = _digits(candidate)
         if not (_card_grouping(candidate) and _issued(digits) and luhn_valid(digits)):
             continue
-        if not _introduced_as_id(text, match.start()):
+        if not _introduced_as_id(scan, match.start()):
             yield match.span()
 
 
@@ -594,7 +612,11 @@ def find_national_ids(scan: Scan) -> Spans:
         return
     if NATIONAL_ID in scan.hints:
         stripped = text.strip()
-        if _HINTED_ID.match(stripped) and len(_digits(stripped)) >= 4:
+        if (
+            _HINTED_ID.match(stripped)
+            and len(_digits(stripped)) >= 4
+            and not _DATE_START.match(stripped)
+        ):
             start = text.index(stripped)
             yield start, start + len(stripped)
             return

@@ -120,6 +120,21 @@ def test_any_value_of_a_password_field_is_a_secret() -> None:
     assert REDACTOR.redact("correct horse", field="users.password").text == "[SECRET]"
 
 
+def test_a_field_is_a_secret_only_when_its_name_ends_with_the_word() -> None:
+    assert REDACTOR.redact("2048", field="token_count").counts == {}
+    assert REDACTOR.redact("2048", field="api_token").counts == {"SECRET": 1}
+
+
+def test_a_number_in_an_identifier_field_is_not_a_card() -> None:
+    assert REDACTOR.redact_values(4111111111111111, field="order_id").value == 4111111111111111
+    assert REDACTOR.redact("4111111111111111", field="tracking_number").counts == {}
+
+
+def test_a_date_in_a_passport_field_is_not_an_id() -> None:
+    assert REDACTOR.redact("2027-05-01", field="passport_expiry").counts == {}
+    assert REDACTOR.redact("C01X00T47", field="passport_no").counts == {"NATIONAL_ID": 1}
+
+
 def test_allowed_values_are_kept() -> None:
     redactor = Redactor(RedactionConfig(allow=("Support@Acme.example",)))
 
