@@ -202,6 +202,12 @@ class Redactor:
         parts.append(text[position:])
         return Redacted("".join(parts), dict(Counter(f.kind for f in findings)))
 
+    def scrub(self, text: str) -> tuple[str, int]:
+        """The text redacted and how many values were replaced: the re-check of new text a
+        stage produces (a summary, a model's answer) before it is stored."""
+        redacted = self.redact(text)
+        return redacted.text, sum(redacted.counts.values())
+
     def redact_values(self, value: Any, *, field: str) -> RedactedValues:
         """Redact every string in a JSON value (objects, arrays, scalars). Integers are read as
         text too (a card number stored as a number is still a card number); a changed one

@@ -200,6 +200,12 @@ def test_a_value_over_the_size_limit_is_an_error_naming_the_field_not_the_value(
     assert "acme" not in str(raised.value)
 
 
+def test_scrubbing_new_text_returns_it_redacted_with_the_number_of_replacements() -> None:
+    summary = "Customer jo@acme.example (+44 20 7946 0958) asks for a refund."
+
+    assert REDACTOR.scrub(summary) == ("Customer [EMAIL] ([PHONE]) asks for a refund.", 2)
+
+
 def test_json_values_are_redacted_at_every_depth_and_the_fields_are_named() -> None:
     value = {
         "contact": {"email": "jo@acme.example", "phones": ["+44 20 7946 0958", "n/a"]},
