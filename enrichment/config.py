@@ -20,12 +20,14 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from enrichment.chunking import ChunkingConfig
 from enrichment.errors import EnrichmentError, UnknownSource
+from enrichment.redaction import RedactionConfig
 
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]{0,62}"
 _QUALIFIED = re.compile(rf"^{_IDENTIFIER}(\.{_IDENTIFIER})?$")
@@ -150,6 +152,28 @@ class ChunkStageConfig(_StageBase):
         return data
 
 
+class RedactStageConfig(_StageBase):
+    """The redact stage: which detectors, extra patterns and allowed values (see
+    enrichment/redaction.py). Settings may also be written at the stage's top level."""
+
+    kind: Literal["redact"] = "redact"
+    redaction: RedactionConfig = Field(default_factory=RedactionConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat(cls, data: Any) -> Any:
+        """Allow redaction settings at the stage's top level (``redact: {detectors: [...]}``)."""
+        if isinstance(data, dict):
+            keys = set(RedactionConfig.model_fields) & set(data)
+            if keys:
+                data = dict(data)
+                data["redaction"] = {
+                    **data.get("redaction", {}),
+                    **{k: data.pop(k) for k in keys},
+                }
+        return data
+
+
 class LocalEmbedding(_Strict):
     provider: Literal["local"] = "local"
     model: str | None = Field(
@@ -196,7 +220,7 @@ def _stage_shorthand(item: Any) -> Any:
 
 # The shorthand is expanded per stage, so a mistake in it is reported at its index.
 StageConfig = Annotated[
-    ContextStageConfig | ChunkStageConfig | EmbedStageConfig,
+    ContextStageConfig | ChunkStageConfig | EmbedStageConfig | RedactStageConfig,
     Field(discriminator="kind"),
     BeforeValidator(_stage_shorthand),
 ]
@@ -239,6 +263,33 @@ class SourceConfig(_Strict):
         _unique("stage", "stages", [stage.kind for stage in stages])
         return stages
 
+    @field_validator("stages")
+    @classmethod
+    def _redaction_first(cls, stages: list[StageConfig], info: ValidationInfo) -> list[StageConfig]:
+        """Privacy ``redact`` means no stage reads a record before it is redacted: the redact
+        stage comes first and hands the redacted record to context. ``none`` and ``block``
+        have no redact stage (``block`` stores no text, so there is nothing to redact)."""
+        privacy = info.data.get("privacy")
+        kinds = [stage.kind for stage in stages]
+        if privacy == "redact" and kinds[:1] != ["redact"]:
+            raise ValueError(
+                "privacy 'redact' needs 'redact' as the first stage, so that no stage reads a "
+                f"record before it is redacted (stages: {', '.join(kinds)})"
+            )
+        if "redact" in kinds and privacy in ("none", "block"):
+            why = (
+                "stores no text, so there is nothing to redact"
+                if privacy == "block"
+                else "does not redact"
+            )
+            raise ValueError(
+                f"stages[{kinds.index('redact')}] is 'redact' but privacy {privacy!r} {why}: "
+                "set privacy: redact or remove the stage"
+            )
+        if "redact" in kinds and "context" not in kinds:
+            raise ValueError("the redact stage hands its redacted record to 'context': add it")
+        return stages
+
     @field_validator("related")
     @classmethod
     def _related_once(cls, related: list[RelatedEntity]) -> list[RelatedEntity]:
@@ -277,7 +328,10 @@ class EnrichConfig(_Strict):
         raise UnknownSource(name, [source.name for source in self.sources])
 
 
-_TAGS = {"stages": {"context", "chunk", "embed"}, "embedding": {"local", "openai"}}
+_TAGS = {"stages": {"context", "chunk", "embed", "redact"}, "embedding": {"local", "openai"}}
+# Stage settings that may be written flat but live in a nested model (``- chunk: {max_tokens:
+# 100}`` is ``chunk.chunking.max_tokens``).
+_NESTED = {"chunk": "chunking", "redact": "redaction"}
 
 
 def _key_path(location: tuple[int | str, ...]) -> str:
@@ -295,7 +349,7 @@ def _as_written(data: Any, location: tuple[int | str, ...]) -> tuple[int | str, 
     100}``) were moved under ``chunking`` by the shorthand, a key the file does not have."""
     if location[:1] != ("sources",) or location[2:3] != ("stages",):
         return location
-    if location[4:6] != ("chunk", "chunking"):
+    if len(location) < 6 or _NESTED.get(str(location[4])) != location[5]:
         return location
     try:
         stage = data["sources"][location[1]]["stages"][location[3]]
@@ -304,7 +358,7 @@ def _as_written(data: Any, location: tuple[int | str, ...]) -> tuple[int | str, 
     if not isinstance(stage, dict):
         return location
     settings = stage if "kind" in stage else next(iter(stage.values()), None)
-    if isinstance(settings, dict) and "chunking" in settings:
+    if isinstance(settings, dict) and location[5] in settings:
         return location
     return location[:5] + location[6:]
 

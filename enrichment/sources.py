@@ -20,6 +20,7 @@ from enrichment.config import (
     EnrichConfig,
     LocalEmbedding,
     OpenAIEmbedding,
+    RedactStageConfig,
     SourceConfig,
     load_config,
 )
@@ -27,6 +28,7 @@ from enrichment.embedders.base import Embedder
 from enrichment.errors import InvalidInput
 from enrichment.events import enqueue
 from enrichment.pipeline import Pipeline, Pipelines, StageSpec, register
+from enrichment.redaction import Redactor
 from enrichment.retry import RetryPolicy
 from enrichment.runner import Runner
 from enrichment.settings import Settings
@@ -35,6 +37,7 @@ from enrichment.stages.base import Stage
 from enrichment.stages.chunk import ChunkStage
 from enrichment.stages.context import ContextStage
 from enrichment.stages.embed import EmbedStage
+from enrichment.stages.redact import RedactStage
 from enrichment.states import Action, Reason
 
 REQUEUE_BATCH = 10_000
@@ -97,9 +100,15 @@ def build_embedder(config: LocalEmbedding | OpenAIEmbedding) -> Embedder:
 def build_pipeline(engine: Engine, source: SourceConfig, settings: Settings) -> Pipeline:
     specs = []
     has_chunk = source.stage("chunk") is not None
+    redact_config = source.stage("redact")
+    # One redactor for both: the redact stage redacts the values, context re-scans the text.
+    redactor = Redactor(redact_config.redaction) if redact_config is not None else None
     for stage_config in source.stages:
         stage: Stage
-        if isinstance(stage_config, ChunkStageConfig):
+        if isinstance(stage_config, RedactStageConfig):
+            assert redactor is not None
+            stage = RedactStage(engine, source, redactor, config_hash=config_hash(source))
+        elif isinstance(stage_config, ChunkStageConfig):
             stage = ChunkStage(engine, source.name, stage_config.chunking, model_tokenizer())
         elif isinstance(stage_config, EmbedStageConfig):
             stage = EmbedStage(
@@ -110,7 +119,13 @@ def build_pipeline(engine: Engine, source: SourceConfig, settings: Settings) -> 
                 store_text=source.privacy != "block",
             )
         else:
-            stage = ContextStage(engine, source, config_hash=config_hash(source))
+            stage = ContextStage(
+                engine,
+                source,
+                config_hash=config_hash(source),
+                record_stage="redact" if redactor is not None else None,
+                redactor=redactor,
+            )
         delays = stage_config.retry_delays  # an empty list means: no retries
         retry = RetryPolicy(
             delays=settings.retry_delays if delays is None else delays,
