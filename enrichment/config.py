@@ -328,7 +328,8 @@ class EnrichConfig(_Strict):
         raise UnknownSource(name, [source.name for source in self.sources])
 
 
-_TAGS = {"stages": {"context", "chunk", "embed", "redact"}, "embedding": {"local", "openai"}}
+STAGE_KINDS = frozenset({"context", "chunk", "embed", "redact"})
+_TAGS = {"stages": STAGE_KINDS, "embedding": {"local", "openai"}}
 # Stage settings that may be written flat but live in a nested model (``- chunk: {max_tokens:
 # 100}`` is ``chunk.chunking.max_tokens``).
 _NESTED = {"chunk": "chunking", "redact": "redaction"}

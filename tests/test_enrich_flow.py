@@ -245,3 +245,12 @@ def test_three_enrich_runs_at_once_process_every_record_exactly_once(
     for stage, attempts, records, _workers in per_stage:
         assert attempts == records == 5000, stage  # one attempt each: none claimed twice
     assert max(workers for *_, workers in per_stage) >= 2  # the runs overlapped
+
+
+def test_the_stage_choice_offered_in_the_ui_is_every_stage_kind_of_the_configuration() -> None:
+    from typing import get_args
+
+    from enrichment.config import STAGE_KINDS
+    from flows.common import StageName
+
+    assert set(get_args(StageName)) == STAGE_KINDS
