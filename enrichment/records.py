@@ -32,10 +32,14 @@ def _related_subquery(relation: RelatedEntity) -> str:
     fields = ", ".join(quote(field) for field in relation.fields)
     match = f"r.{quote(relation.join.remote)} = s.{quote(relation.join.local)}"
     if relation.many:
+        # Ordered by the fields themselves, so the list (and the input hash built from it)
+        # does not change with the physical order of the rows, and LIMIT keeps the same ones.
+        order = ", ".join(f"{quote(field)} NULLS LAST" for field in relation.fields)
+        outer = ", ".join(f"x.{quote(field)} NULLS LAST" for field in relation.fields)
         return (
-            f"(SELECT coalesce(jsonb_agg(to_jsonb(x)), '[]'::jsonb) FROM "
+            f"(SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY {outer}), '[]'::jsonb) FROM "
             f"(SELECT {fields} FROM {quote(relation.table)} AS r WHERE {match} "
-            f"LIMIT {relation.limit}) AS x)"
+            f"ORDER BY {order} LIMIT {relation.limit}) AS x)"
         )
     return (
         f"(SELECT to_jsonb(x) FROM (SELECT {fields} FROM {quote(relation.table)} AS r "
