@@ -25,6 +25,13 @@ from enrichment.settings import get_settings
 from enrichment.sources import build_pipelines, load_runner, reembed, sync
 from enrichment.states import Action, Reason
 from enrichment.status import queue_status
+from quality import alerts as quality_alerts
+from quality.config import MonitoringConfig
+from quality.config import metric_options as monitoring_metric_options
+from quality.health import configured_embedders, run_health
+from quality.metrics import MetricOptions, Scope, compute_metrics
+from quality.prometheus import PipelineCollector
+from quality.prometheus import serve as serve_metrics
 
 app = typer.Typer(
     help="Staged enrichment of PostgreSQL records into pgvector.",
@@ -45,6 +52,12 @@ app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
 app.add_typer(sources_app, name="sources")
 app.add_typer(vectors_app, name="vectors")
+metrics_app = typer.Typer(
+    help="Monitoring metrics: show them, or serve them to Prometheus.", no_args_is_help=True
+)
+alerts_app = typer.Typer(help="Threshold alerts and their state.", no_args_is_help=True)
+app.add_typer(metrics_app, name="metrics")
+app.add_typer(alerts_app, name="alerts")
 
 # Piped output (logs, CI) is not cut to 80 columns; a terminal keeps its own width.
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -459,6 +472,150 @@ def vectors_activate(name: Annotated[str, typer.Argument(help="Table to serve se
     console.print(f"{table.name} is active ({table.model_version})")
 
 
+# --- monitoring: health, metrics, alerts ---------------------------------------------------------
+
+
+def _optional_config() -> EnrichConfig | None:
+    """The configuration file when there is one (validated); None without it."""
+    path = get_settings().config_path
+    return load_config(path) if path.exists() else None
+
+
+def _metric_options(config: EnrichConfig | None, window_minutes: float | None) -> MetricOptions:
+    monitoring = config.monitoring if config is not None else MonitoringConfig()
+    if window_minutes is not None:
+        monitoring = monitoring.model_copy(update={"window_minutes": window_minutes})
+    return monitoring_metric_options(monitoring, config, get_settings().retry_delays)
+
+
+WindowOption = Annotated[
+    float | None,
+    typer.Option("--window-minutes", min=1, help="Window of rates and latencies (default 60)."),
+]
+
+
+@app.command("health")
+def health(
+    as_json: JsonOption = False,
+    stall_minutes: Annotated[
+        float, typer.Option(min=1, help="A backlog this old with nothing finished is a stall.")
+    ] = 15.0,
+    skip_model: Annotated[
+        bool, typer.Option("--skip-model", help="Do not load the embedding models.")
+    ] = False,
+) -> None:
+    """Can the pipeline work? The embedding models load and embed, pgvector is writable, the
+    queue is draining (no backlog sitting while nothing finishes). Exit status 1 if not."""
+    config = _optional_config()
+    report = run_health(
+        get_engine(),
+        None if skip_model else (lambda: configured_embedders(config)),
+        stall_seconds=stall_minutes * 60,
+    )
+    if as_json:
+        _print_json(report.as_dict())
+    else:
+        for check in report.checks:
+            mark = "[green]ok[/green]  " if check.healthy else "[red]FAIL[/red]"
+            console.print(f"{mark} {check.name:<9} {check.detail} ({check.seconds:.2f} s)")
+        console.print("healthy" if report.healthy else "[red]unhealthy[/red]")
+    if not report.healthy:
+        raise typer.Exit(1)
+
+
+@metrics_app.command("show")
+def metrics_show(
+    source: SourceOption = None,
+    window_minutes: WindowOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every metric now, per source (and all sources); --json: every scope and metric."""
+    config = _optional_config()
+    with get_engine().connect() as connection:
+        metrics = compute_metrics(connection, _metric_options(config, window_minutes))
+    if as_json:
+        report = metrics.as_dict()
+        if source:
+            report["scopes"] = [s for s in report["scopes"] if s["source"] == source]
+        _print_json(report)
+        return
+    scopes = [Scope()] + [s for s in metrics.scopes() if s.grain == "source"]
+    if source:
+        scopes = [s for s in scopes if s.source == source]
+    table = Table(title=f"Metrics at {metrics.taken_at:%Y-%m-%d %H:%M:%S}", box=box.SIMPLE_HEAD)
+    table.add_column("metric", no_wrap=True)
+    for scope in scopes:
+        table.add_column(scope.label, justify="right", no_wrap=True)
+    names = sorted({name for scope in scopes for name in metrics.for_scope(scope)})
+    for name in names:
+        cells = []
+        for scope in scopes:
+            value = metrics.value(name, scope)
+            cells.append("-" if value is None else f"{value:,.4g}")
+        table.add_row(name, *cells)
+    console.print(table)
+
+
+@metrics_app.command("serve")
+def metrics_serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free).")] = 9464,
+    cache_seconds: Annotated[
+        float, typer.Option(min=0, help="Scrapes within this many seconds share a reading.")
+    ] = 15.0,
+    window_minutes: WindowOption = None,
+) -> None:
+    """Serve the metrics to Prometheus on http://HOST:PORT/metrics until interrupted."""
+    collector = PipelineCollector(
+        get_engine(),
+        _metric_options(_optional_config(), window_minutes),
+        cache_seconds=cache_seconds,
+    )
+    server, thread = serve_metrics(collector, host=host, port=port)
+    console.print(f"serving http://{host}:{server.server_port}/metrics (Ctrl-C stops)")
+    try:
+        while thread.is_alive():
+            thread.join(timeout=1.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+
+
+@alerts_app.command("list")
+def alerts_list(
+    all_alerts: Annotated[
+        bool, typer.Option("--all", help="Resolved ones too (most recent first).")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Alerts firing now (with --all: the recent history), as the monitor flow left them."""
+    with get_engine().connect() as connection:
+        found = (
+            quality_alerts.recent(connection, limit=limit)
+            if all_alerts
+            else quality_alerts.firing(connection)[:limit]
+        )
+    if as_json:
+        _print_json([alert.as_dict() for alert in found])
+        return
+    table = Table(title=f"Alerts ({len(found)})", box=box.SIMPLE_HEAD)
+    for column in ("status", "severity", "rule", "scope", "value", "threshold", "since"):
+        table.add_column(column, no_wrap=True)
+    for alert in found:
+        table.add_row(
+            alert.status,
+            f"[red]{alert.severity}[/red]" if alert.severity == "critical" else alert.severity,
+            alert.rule,
+            alert.scope.label,
+            "-" if alert.value is None else f"{alert.value:.4g}",
+            f"{alert.comparison} {alert.threshold:g}",
+            f"{alert.first_seen:%m-%d %H:%M}",
+        )
+    console.print(table)
+
+
 # --- demo -------------------------------------------------------------------------------------
 
 
@@ -510,6 +667,64 @@ def serve(
     served = runner_deployments(read_deployments(file or PREFECT_YAML), only=deployment)
     console.print("serving: " + ", ".join(d.name for d in served))
     prefect_serve(*served, limit=limit)
+
+
+# --- quality report ---------------------------------------------------------------------------
+
+
+@app.command("report")
+def report(
+    to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--to", help="E-mail it here (repeatable); default ENRICH_REPORT_TO or enrich.yaml."
+        ),
+    ] = None,
+    no_email: Annotated[bool, typer.Option("--no-email", help="Write it only.")] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", help="Directory to write to; default ENRICH_REPORT_DIR or reports."
+        ),
+    ] = None,
+    days: Annotated[int, typer.Option(min=1, max=90, help="Days of trends and failures.")] = 7,
+    smtp_block: Annotated[
+        str | None, typer.Option(help="EmailServerCredentials block to send with.")
+    ] = None,
+) -> None:
+    """Render the quality report now: metrics, trends, failures, dead letters, confidence,
+    integrity checks and capacity. Written to a file (its path is printed) and e-mailed when
+    an SMTP server is configured."""
+    # Imported here: Great Expectations and matplotlib take seconds to load, which every other
+    # command would pay.
+    from quality.email import mail_config, send_report
+    from quality.report import (
+        ReportOptions,
+        build_report,
+        load_report_config,
+        report_directory,
+        write_report,
+    )
+
+    config = load_report_config()
+    built = build_report(get_engine(), ReportOptions.configured(get_settings(), config, days=days))
+    path, rendered = write_report(built, report_directory(output))
+    console.print(built.subject, soft_wrap=True, markup=False)
+    console.print(f"written to {path}", soft_wrap=True, markup=False)
+    if no_email:
+        return
+    channel = config.monitoring.channels.email if config is not None else None
+    mail = mail_config(to=to, block=smtp_block, channel=channel)
+    if mail is None:
+        if to:
+            err_console.print(
+                "[yellow]not e-mailed:[/yellow] no SMTP server (set ENRICH_SMTP_HOST or "
+                "ENRICH_SMTP_BLOCK)",
+                soft_wrap=True,
+            )
+        return
+    send_report(rendered, mail)
+    console.print(f"e-mailed to {', '.join(mail.to)}", soft_wrap=True, markup=False)
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ from pydantic import (
 from enrichment.chunking import ChunkingConfig
 from enrichment.errors import EnrichmentError, UnknownSource
 from enrichment.redaction import RedactionConfig
+from quality.config import MonitoringConfig
 
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]{0,62}"
 _QUALIFIED = re.compile(rf"^{_IDENTIFIER}(\.{_IDENTIFIER})?$")
@@ -314,6 +315,10 @@ class SourceConfig(_Strict):
 
 class EnrichConfig(_Strict):
     sources: list[SourceConfig] = Field(min_length=1)
+    monitoring: MonitoringConfig = Field(
+        default_factory=MonitoringConfig,
+        description="Metrics, alert thresholds and channels (docs/monitoring.md).",
+    )
 
     @field_validator("sources")
     @classmethod

@@ -20,7 +20,15 @@ from enrichment import embedded, migrate
 from enrichment.database import engine_for, libpq_url
 
 REPO = Path(__file__).resolve().parent.parent
-TABLES = ("attempts", "record_state", "events", "sources", "embedding_tables")
+TABLES = (
+    "attempts",
+    "record_state",
+    "events",
+    "sources",
+    "embedding_tables",
+    "metric_snapshots",
+    "alerts",
+)
 
 
 def _admin_url() -> str:

@@ -63,6 +63,8 @@ def test_the_schedules_and_limits_are_the_documented_ones() -> None:
     assert [s["cron"] for s in specs["enrich"].schedules] == ["* * * * *"]
     assert [s["cron"] for s in specs["reprocess"].schedules] == ["0 */4 * * *"]
     assert [s["cron"] for s in specs["reconcile"].schedules] == ["17 * * * *"]
+    assert [s["cron"] for s in specs["monitor"].schedules] == ["*/5 * * * *"]
+    assert [s["cron"] for s in specs["quality-report"].schedules] == ["0 6 * * *"]
     assert not specs["backfill"].schedules and not specs["demo"].schedules
     for spec in specs.values():  # small frequent runs never pile up
         assert isinstance(spec.concurrency_limit, dict), spec.name
