@@ -15,7 +15,6 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.events.filters import EventFilter, EventNameFilter
 from prefect.events.worker import EventsWorker
-from prefect.testing.utilities import prefect_test_harness
 from prefect.variables import Variable
 from prefect_email import EmailServerCredentials
 from sqlalchemy import Engine, text
@@ -51,9 +50,8 @@ monitoring:
 
 
 @pytest.fixture(scope="module")
-def harness() -> Iterator[None]:
-    with prefect_test_harness(server_startup_timeout=90):
-        yield
+def harness(prefect_api: str) -> None:
+    """The session's temporary Prefect API (tests/conftest.py)."""
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 from prefect_email import EmailServerCredentials
 from sqlalchemy import Engine
 
@@ -88,15 +87,14 @@ def test_report_email_arrives_with_html_inline_charts_and_a_plain_part(
 
 
 def test_report_is_sent_through_an_email_server_credentials_block(
-    rendered: RenderedReport, smtp: SmtpSink, no_mail_env: None
+    rendered: RenderedReport, smtp: SmtpSink, no_mail_env: None, prefect_api: str
 ) -> None:
-    with prefect_test_harness(server_startup_timeout=60):
-        EmailServerCredentials(
-            smtp_server=smtp.host, smtp_type="INSECURE", smtp_port=smtp.port
-        ).save("report-smtp")
-        config = mail_config(block="report-smtp", settings=MailSettings(sender=SENDER, to=TEAM))
-        assert config is not None
-        send_report(rendered, config)
+    EmailServerCredentials(smtp_server=smtp.host, smtp_type="INSECURE", smtp_port=smtp.port).save(
+        "report-smtp"
+    )
+    config = mail_config(block="report-smtp", settings=MailSettings(sender=SENDER, to=TEAM))
+    assert config is not None
+    send_report(rendered, config)
 
     ((recipients, message),) = smtp.received()
     assert recipients == TEAM and message["Subject"] == rendered.subject

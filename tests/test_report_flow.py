@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-from prefect.testing.utilities import prefect_test_harness
 from sqlalchemy import Engine
 
 from enrichment.settings import get_settings
@@ -30,12 +29,6 @@ MAIL_VARIABLES = (
     "ENRICH_REPORT_TO",
     "ENRICH_REPORT_DIR",
 )
-
-
-@pytest.fixture(scope="module")
-def prefect_api() -> Iterator[None]:
-    with prefect_test_harness(server_startup_timeout=60):
-        yield
 
 
 @pytest.fixture
@@ -62,7 +55,7 @@ def _artifact_markdown() -> str:
 
 
 def test_report_flow_writes_the_report_and_publishes_an_artifact(
-    prefect_api: None, report_database: Engine, tmp_path: Path
+    prefect_api: str, report_database: Engine, tmp_path: Path
 ) -> None:
     result = quality_report_flow(output_dir=str(tmp_path / "out"))
 
@@ -76,7 +69,7 @@ def test_report_flow_writes_the_report_and_publishes_an_artifact(
 
 
 def test_report_flow_emails_the_report_when_smtp_is_configured(
-    prefect_api: None,
+    prefect_api: str,
     report_database: Engine,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
