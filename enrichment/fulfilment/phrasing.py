@@ -773,7 +773,6 @@ AGENTS = ("Sam", "Priya", "Jonas", "Chloé", "Marta", "Ahmed", "Lotte", "Ben", "
 
 # --- noise -------------------------------------------------------------------------------------
 
-_WORD = re.compile(r"[A-Za-z]{4,}")
 _NEIGHBOURS = {
     "a": "sq",
     "e": "wr",
@@ -813,17 +812,20 @@ def _misspell(word: str, rng: random.Random) -> str:
 
 def with_typos(template: str, count: int, rng: random.Random) -> str:
     """Misspell up to ``count`` words of a template's literal text; slots stay intact."""
-    parts = _SLOT.split(template)
+    words = template.split(" ")
     candidates = [
-        (index, match)
-        for index in range(0, len(parts), 2)
-        for match in _WORD.finditer(parts[index])
+        index
+        for index, word in enumerate(words)
+        if len(word) >= 4 and word[:4].isalpha() and "{" not in word
     ]
     if not candidates:
         return template
-    chosen = {int(rng.random() * len(candidates)) for _ in range(count)}
-    for pick in sorted(chosen, reverse=True):  # right to left: earlier offsets stay valid
-        index, match = candidates[pick]
-        part = parts[index]
-        parts[index] = part[: match.start()] + _misspell(match.group(), rng) + part[match.end() :]
-    return "".join(parts)
+    for _ in range(count):
+        index = candidates[int(rng.random() * len(candidates))]
+        word = words[index]
+        end = 0  # the word's letters, without trailing punctuation
+        while end < len(word) and word[end].isalpha():
+            end += 1
+        if end >= 4:  # (a word picked twice may have lost a letter already)
+            words[index] = _misspell(word[:end], rng) + word[end:]
+    return " ".join(words)
