@@ -172,7 +172,8 @@ def seed(
 
     The same ``records``, ``workspaces``, ``seed`` and ``now`` give the same rows. ``now``
     (default: the database clock) is the moment every time is drawn back from, so the data
-    looks recent. One transaction: readers see the old data or the new, never a mix.
+    looks recent. One transaction, holding the tables locked: readers wait and then see the new
+    data, never a mix; a failure leaves the old data as it was.
     """
     _check(records, workspaces, seed, now)
     started = time.perf_counter()
