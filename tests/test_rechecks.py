@@ -7,16 +7,20 @@ commit."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, text
+from typer.testing import CliRunner
 
+from enrichment import cli
 from enrichment.clock import FrozenClock
 from enrichment.rechecks import gated_records, requeue_due_rechecks
 from enrichment.retry import RetryPolicy
+from enrichment.settings import get_settings
 from enrichment.stages.base import ClaimedRecord, Completed, Failed, Recheck, Skipped
 from tests.helpers import FakeStage, pipeline, runner, send, state, states
 
@@ -414,3 +418,42 @@ def test_an_announcement_that_fails_does_not_undo_the_recorded_outcomes(clean, c
 
     assert report.total("completed") == 1
     assert {row["status"] for row in states(clean, SOURCE).values()} == {"COMPLETED"}
+
+
+# --- enrich rechecks -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def enrich(clean: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    get_settings.cache_clear()
+
+    def invoke(*args: str) -> Any:
+        return CliRunner().invoke(cli.app, list(args), catch_exceptions=False)
+
+    yield invoke
+    get_settings.cache_clear()
+
+
+def test_enrich_rechecks_lists_gated_records_with_their_reason(clean, run, gate, enrich) -> None:
+    gate.low = {"r1"}
+    send(clean, SOURCE, ["r1", "r2"])
+    run()
+
+    result = enrich("rechecks", "--json")
+
+    assert result.exit_code == 0
+    [held] = json.loads(result.output)
+    assert (held["record_key"], held["stage"], held["reason"]) == ("r1", "classify", REASON)
+    assert held["rechecks"] == 0 and held["due_at"] is not None
+
+
+def test_enrich_rechecks_requeue_brings_back_due_records(clean, run, gate, enrich) -> None:
+    gate.low = {"r1"}
+    send(clean, SOURCE, ["r1"])
+    run()  # gated on the frozen clock's day, long before the database's today: due now
+
+    result = enrich("rechecks", "--requeue")
+
+    assert result.exit_code == 0 and "re-queued 1 records" in result.output
+    assert enrich("rechecks", "--requeue").output.startswith("re-queued 0")
