@@ -24,6 +24,7 @@ from enrichment.runner import Runner
 from enrichment.settings import Settings
 from enrichment.sources import build_pipelines, sync
 from enrichment.stages.base import ClaimedRecord, Completed, Failed, Skipped
+from enrichment.stages.resolve import ResolveStage
 from enrichment.stages.summarize import SummarizeStage
 from enrichment.summarization import ExtractiveSummarizer
 from tests.fake_chat import FakeChat, Raw, Reply, user_text
@@ -105,13 +106,28 @@ def configuration(backend: str, base_url: str | None = None) -> dict[str, Any]:
 
 
 class World:
-    def __init__(self, engine: Engine, config: EnrichConfig, clock: FrozenClock) -> None:
+    """The pipeline over the test table. Resolution events go to ``self.announced`` unless
+    ``prefect_events`` (then to Prefect, as in production)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        config: EnrichConfig,
+        clock: FrozenClock,
+        *,
+        prefect_events: bool = False,
+    ) -> None:
         self.engine = engine
         self.config = config
         self.clock = clock
+        self.announced: list[dict[str, Any]] = []
         pipelines = build_pipelines(
             engine, config, Settings(retry_delays=(3600.0,), retry_jitter=0.0)
         )
+        resolve = pipelines[SOURCE].spec("resolve").stage
+        assert isinstance(resolve, ResolveStage)
+        if not prefect_events:
+            resolve.emit = lambda **event: self.announced.append(event)
         sync(engine, config, pipelines)
         self.runner = Runner(engine, pipelines, clock=clock, batch_size=50)
         with engine.begin() as connection:
@@ -469,15 +485,29 @@ def read_events(name: str) -> list[dict[str, Any]]:
     return asyncio.run(read())
 
 
-@pytest.mark.slow
-def test_each_recommendation_is_announced_as_a_prefect_event(
+def test_a_recommendation_is_announced_once_committed_and_a_gated_record_is_not(
     llm_world: World, chat: FakeChat
 ) -> None:
     chat.respond_with(label_by_keyword)
-    llm_world.insert(7, BROKEN, workspace="globex")
+    llm_world.insert(1, BROKEN)
+    llm_world.insert(2, "maybe the parcel is late")
+
+    llm_world.drain()
+
+    [event] = llm_world.announced
+    assert event["resource"]["enrichment.record"] == "1"
+    assert event["payload"]["action"] == llm_world.row(1)["ai_action"]
+
+
+@pytest.mark.slow
+def test_each_recommendation_is_announced_as_a_prefect_event(table: Engine, chat: FakeChat) -> None:
+    chat.respond_with(label_by_keyword)
+    config = parse_config(configuration("llm", chat.base_url))
+    world = World(table, config, FrozenClock(), prefect_events=True)
+    world.insert(7, BROKEN, workspace="globex")
 
     with prefect_test_harness(server_startup_timeout=60):
-        llm_world.drain()
+        world.drain()
         [event] = read_events("enrichment.resolution.recommended")
 
     assert event["resource"]["prefect.resource.id"] == f"enrichment.record.{SOURCE}.7"
