@@ -583,3 +583,17 @@ def test_privacy_mode_block_stores_no_summary_text(table: Engine) -> None:
 
     assert isinstance(outcome, Skipped) and "privacy mode block" in outcome.reason
     assert outcome.output is None
+
+
+def test_a_record_without_text_is_skipped_not_failed_and_the_model_is_not_asked(
+    llm_world: World, chat: FakeChat
+) -> None:
+    llm_world.insert(1, "")
+
+    llm_world.drain()
+
+    assert state(llm_world.engine, SOURCE, "1", "classify")["skip_reason"].startswith("no text")
+    assert llm_world.status(1, "resolve") == "SKIPPED"
+    assert llm_world.status(1, "summarize") == "SKIPPED"
+    assert not [a for a in attempts(llm_world.engine, "1") if a["outcome"] == "FAILED"]
+    assert chat.requests == []

@@ -95,9 +95,8 @@ class ResolveStage:
                 outcomes[key] = found
                 continue
             if not isinstance(classified, Mapping) or not classified.get("label"):
-                outcomes[key] = Failed(
-                    "MissingInput", f"record {key!r}: no {self.classify_stage!r} label to act on"
-                )
+                # This stage is due only once classify finished: it skipped the record.
+                outcomes[key] = Skipped(f"no label to act on: {self.classify_stage} skipped it")
                 continue
             label = str(classified["label"])
             candidates = self.candidates(label)
