@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from enrichment.calibration import fit_temperature, softmax
-from enrichment.embedders.base import Embedder, EmbeddingError
+from enrichment.embedders.base import Embedder, EmbeddingError, Vector
 from enrichment.llm import ChatClient, LLMUnavailable, MalformedAnswer
 
 ALTERNATIVES_KEPT = 3
@@ -112,6 +113,38 @@ def _check_options(options: Sequence[Option]) -> dict[str, int]:
     if len(index) != len(options) or not options:
         raise ValueError("options must be a non-empty list of distinct names")
     return index
+
+
+class _RecentEmbeddings:
+    """The last few thousand text embeddings, by model version and text: resolve reads the
+    text classify has just embedded, in the same worker, and need not embed it again."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._vectors: OrderedDict[tuple[str, str], Vector] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed(self, embedder: Embedder, texts: Sequence[str]) -> list[Vector | EmbeddingError]:
+        version = embedder.model_version
+        with self._lock:
+            found: dict[str, Vector] = {}
+            for text in texts:
+                kept = self._vectors.get((version, text))
+                if kept is not None:
+                    self._vectors.move_to_end((version, text))
+                    found[text] = kept
+        missing = sorted({text for text in texts if text not in found})
+        fresh = dict(zip(missing, embedder.embed(missing), strict=True)) if missing else {}
+        with self._lock:
+            for text, result in fresh.items():
+                if not isinstance(result, EmbeddingError):
+                    self._vectors[(version, text)] = result
+            while len(self._vectors) > self.size:
+                self._vectors.popitem(last=False)
+        return [found[text] if text in found else fresh[text] for text in texts]
+
+
+_RECENT = _RecentEmbeddings()
 
 
 class EmbeddingClassifier:
@@ -227,7 +260,7 @@ class EmbeddingClassifier:
     def _scores(
         self, questions: Sequence[Question], prototypes: NDArray[np.float32]
     ) -> list[NDArray[np.float64] | ChoiceError]:
-        vectors = self.embedder.embed([question.text for question in questions])
+        vectors = _RECENT.embed(self.embedder, [question.text for question in questions])
         results: list[NDArray[np.float64] | ChoiceError] = []
         for question, vector in zip(questions, vectors, strict=True):
             if isinstance(vector, EmbeddingError):

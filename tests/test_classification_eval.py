@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -148,3 +149,37 @@ def test_off_topic_text_gets_a_low_confidence_whatever_label_is_nearest(
     answers = classifier.classify([Question(text) for text in OFF_TOPIC])
 
     assert all(isinstance(a, Choice) and a.confidence < 0.6 for a in answers)
+
+
+class Counting:
+    """The real embedder, counting the texts it is asked to embed."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.texts: list[str] = []
+
+    model_name = property(lambda self: self.inner.model_name)
+    model_version = property(lambda self: self.inner.model_version)
+    dimensions = property(lambda self: self.inner.dimensions)
+
+    def embed(self, texts: Sequence[str]) -> list[Any]:
+        self.texts += texts
+        return list(self.inner.embed(texts))
+
+
+def test_a_text_one_classifier_embedded_is_not_embedded_again_by_the_next(
+    classifier: EmbeddingClassifier,
+) -> None:
+    counting = Counting(classifier.embedder)
+    labels = EmbeddingClassifier(classifier.options, counting, temperature=0.03)
+    actions = EmbeddingClassifier(classifier.options[:2], counting, temperature=0.05)
+    text = "Pallet 7731 left the Leipzig hub late; the carrier has no new date yet."
+    labels.temperature  # noqa: B018 - the prototypes are embedded first
+    actions.temperature  # noqa: B018
+    before = len(counting.texts)
+
+    first = labels.classify([Question(text)])
+    second = actions.classify([Question(text)])
+
+    assert counting.texts[before:] == [text]
+    assert isinstance(first[0], Choice) and isinstance(second[0], Choice)
