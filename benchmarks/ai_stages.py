@@ -258,6 +258,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     load_before = os.getloadavg()
     config = load_config(DEMO)
     log("classifier on the held-out set")
