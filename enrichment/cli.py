@@ -266,6 +266,48 @@ def retry(
     console.print(f"requeued {count} dead letters")
 
 
+@app.command("rechecks")
+def rechecks(
+    source: SourceOption = None,
+    workspace: Annotated[str | None, typer.Option(help="Only this workspace.")] = None,
+    requeue: Annotated[
+        bool, typer.Option("--requeue", help="Re-queue the records whose re-check is due.")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="At most this many.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Records a confidence gate holds back, with their next re-check (or none left)."""
+    from enrichment.rechecks import gated_records, requeue_due_rechecks
+
+    if requeue:
+        with get_engine().begin() as connection:
+            count = requeue_due_rechecks(
+                connection, source=source, workspace=workspace, limit=limit
+            )
+        console.print(f"re-queued {count} records whose re-check was due")
+        return
+    with get_engine().connect() as connection:
+        held = gated_records(connection, source=source, workspace=workspace, limit=limit)
+    if as_json:
+        _print_json([record.__dict__ for record in held])
+        return
+    table = Table(title=f"Gated records ({len(held)} shown)", box=box.SIMPLE_HEAD)
+    for column in ("source", "stage", "record", "workspace", "re-checks", "next re-check"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("reason", ratio=1, min_width=24, overflow="fold")
+    for record in held:
+        table.add_row(
+            record.source,
+            record.stage,
+            record.record_key,
+            record.workspace_id,
+            f"{record.rechecks}/{record.max_rechecks}",
+            record.due_at.strftime("%m-%d %H:%M") if record.due_at else "none left",
+            record.reason,
+        )
+    console.print(table)
+
+
 @events_app.command("add")
 def events_add(
     source: Annotated[str, typer.Option(help="Source the records belong to.")],

@@ -27,9 +27,12 @@ from enrichment.events import FoldResult, fold
 from enrichment.pipeline import Pipeline, Pipelines, StageSpec, register
 from enrichment.queue import Failure, Queue
 from enrichment.stages.base import (
+    AnnouncingStage,
     ClaimedRecord,
     Completed,
     Failed,
+    ForgettingStage,
+    Recheck,
     Skipped,
     StageOutcome,
     WritingStage,
@@ -301,14 +304,25 @@ class Runner:
         report = BatchReport(source=ran.pipeline.source, stage=ran.spec.name)
         report.claimed = len(ran.claimed)
         if ran.claimed:
-            in_transaction(
+            finished = in_transaction(
                 self.engine,
                 lambda c: self._persist(
                     c, ran.pipeline, ran.spec, ran.owner, ran.claimed, ran.outcomes, report
                 ),
             )
+            if finished and isinstance(ran.spec.stage, AnnouncingStage):
+                self._announce(ran.spec, finished)
         report.seconds = time.perf_counter() - ran.started
         return report
+
+    @staticmethod
+    def _announce(spec: StageSpec, finished: Mapping[str, Completed | Skipped]) -> None:
+        """After the commit: the outcomes stand whatever happens to the announcement."""
+        assert isinstance(spec.stage, AnnouncingStage)
+        try:
+            spec.stage.announce(finished)
+        except Exception:
+            log.exception("stage %r could not announce %d outcomes", spec.name, len(finished))
 
     def _run_stage(
         self, spec: StageSpec, claimed: Sequence[ClaimedRecord]
@@ -342,7 +356,8 @@ class Runner:
         claimed: Sequence[ClaimedRecord],
         outcomes: Mapping[str, StageOutcome],
         report: BatchReport,
-    ) -> None:
+    ) -> dict[str, Completed | Skipped]:
+        """Write a batch's outcomes; returns those written (the lease was still held)."""
         queue = Queue(connection, self.clock)
         attempts = {record.record_key: record.attempt for record in claimed}
         done = {k: o for k, o in outcomes.items() if isinstance(o, Completed | Skipped)}
@@ -358,6 +373,12 @@ class Runner:
         finished = queue.finish(pipeline.source, spec.name, owner=owner, outcomes=done)
         if isinstance(spec.stage, WritingStage):
             effects = {k: o.effects for k in finished if isinstance(o := done[k], Completed)}
+            # A gate's own result (a low-confidence label) is written like a completion's.
+            effects.update(
+                (k, o.effects)
+                for k in finished
+                if isinstance(o := done[k], Skipped) and o.effects is not None
+            )
             if effects:
                 spec.stage.write(connection, effects)
         failed, dead = queue.fail(pipeline.source, spec.name, owner=owner, failures=failures)
@@ -368,6 +389,21 @@ class Runner:
         }
         index = pipeline.index(spec.name)
         queue.skip_later_stages(pipeline.source, index, gated)
+        # Written results must not outlive a failure (this stage's and what later stages built
+        # on it) or a gate (later stages'): NULL, never a stale or default value.
+        for position, later in enumerate(pipeline.stages):
+            forgotten = (failed if position >= index else set()) | (
+                gated.keys() if position > index else set()
+            )
+            if forgotten and isinstance(later.stage, ForgettingStage):
+                later.stage.forget(connection, sorted(forgotten))
+        workspaces = {record.record_key: record.workspace_id for record in claimed}
+        rechecks: dict[str, tuple[str, str, Recheck]] = {}
+        for key in gated:
+            outcome = done[key]
+            if isinstance(outcome, Skipped) and outcome.recheck is not None:
+                rechecks[key] = (workspaces[key], outcome.reason, outcome.recheck)
+        queue.schedule_rechecks(pipeline.source, spec.name, rechecks)
         previous = {record.record_key: record.previous_input_hash for record in claimed}
         unchanged = [key for key in finished if _same_input(done[key], previous[key])]
         report.unchanged = len(unchanged)
@@ -397,6 +433,7 @@ class Runner:
                 pipeline.source,
                 spec.name,
             )
+        return {key: done[key] for key in finished}
 
     def plan(
         self, sources: Iterable[str] | None = None, stages: Iterable[str] | None = None

@@ -13,15 +13,19 @@ from typing import Any
 from pydantic import SecretStr
 from sqlalchemy import Connection, Engine, text
 
+from enrichment.ai_stages import build_ai_stage
 from enrichment.chunking import model_tokenizer
 from enrichment.config import (
     ChunkStageConfig,
+    ClassifyStageConfig,
     EmbedStageConfig,
     EnrichConfig,
     LocalEmbedding,
     OpenAIEmbedding,
     RedactStageConfig,
+    ResolveStageConfig,
     SourceConfig,
+    SummarizeStageConfig,
     load_config,
 )
 from enrichment.embedders.base import Embedder
@@ -52,6 +56,11 @@ _HOW_IT_RUNS: dict[str, Any] = {
             "lease_seconds": True,
             "batch_size": True,
             "embedding": {"batch_size", "timeout_seconds", "max_retries", "api_key_env", "device"},
+            # AI stages: how they reach their model, and when a gated record is re-checked.
+            "llm": {"timeout_seconds", "max_retries", "api_key_env", "concurrency"},
+            "local": {"batch_size", "device"},
+            "recheck_after_hours": True,
+            "max_rechecks": True,
         }
     },
     "related": {"__all__": {"significant"}},  # which changes capture: the triggers' concern
@@ -118,6 +127,10 @@ def build_pipeline(engine: Engine, source: SourceConfig, settings: Settings) -> 
                 chunk_stage="chunk" if has_chunk else None,
                 store_text=source.privacy != "block",
             )
+        elif isinstance(
+            stage_config, ClassifyStageConfig | ResolveStageConfig | SummarizeStageConfig
+        ):
+            stage = build_ai_stage(engine, source, stage_config)
         else:
             stage = ContextStage(
                 engine,

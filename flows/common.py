@@ -25,7 +25,7 @@ from enrichment.settings import get_settings
 from enrichment.sources import load_runner
 
 # The stage kinds a pipeline can declare, offered as a choice in the Prefect UI form.
-StageName = Literal["redact", "context", "chunk", "embed"]
+StageName = Literal["redact", "context", "classify", "resolve", "summarize", "chunk", "embed"]
 
 
 def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:

@@ -14,7 +14,7 @@ from enrichment.database import engine_for
 from tests.conftest import _admin_url
 
 QUEUE_TABLES = {"attempts", "events", "record_state", "sources"}
-HEAD_TABLES = QUEUE_TABLES | {"embedding_tables", "metric_snapshots", "alerts"}
+HEAD_TABLES = QUEUE_TABLES | {"embedding_tables", "rechecks", "metric_snapshots", "alerts"}
 
 
 @pytest.fixture

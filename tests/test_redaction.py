@@ -234,3 +234,24 @@ def test_a_card_number_stored_as_a_number_is_redacted() -> None:
 
 def test_an_ordinary_number_stays_a_number() -> None:
     assert REDACTOR.redact_values(1000234567, field="order_id").value == 1000234567
+
+
+def test_summaries_are_rechecked_by_the_redactor_whatever_the_privacy_mode() -> None:
+    from enrichment.ai_stages import summary_pii_check
+    from enrichment.config import parse_config
+
+    source = parse_config(
+        {
+            "sources": [
+                {
+                    "name": "notes",
+                    "table": "public.notes",
+                    "columns": ["body"],
+                    "entity": {"type": "note", "category": "Note"},
+                    "stages": ["context", "summarize"],
+                }
+            ]
+        }
+    ).sources[0]
+    text, found = summary_pii_check(source)("Customer jo@example.com waits for a refund.")
+    assert found == 1 and "jo@example.com" not in text and "[EMAIL]" in text

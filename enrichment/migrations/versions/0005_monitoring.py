@@ -1,14 +1,14 @@
 """Monitoring: metric snapshots (trends), alert state, and the indexes the metrics read through.
 
 Revision ID: 0005_monitoring
-Revises: 0002_vectors
+Revises: 0004_rechecks
 Create Date: 2026-11-21
 """
 
 from alembic import op
 
 revision = "0005_monitoring"
-down_revision = "0002_vectors"
+down_revision = "0004_rechecks"
 branch_labels = None
 depends_on = None
 
