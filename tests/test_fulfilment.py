@@ -688,7 +688,7 @@ def exceptions_source() -> SourceConfig:
                         },
                     ],
                     "privacy": "redact",
-                    "stages": ["context"],
+                    "stages": ["redact", "context"],
                 }
             ]
         },
