@@ -129,7 +129,7 @@ def test_the_demo_configuration_is_valid() -> None:
     config = load_config(REPO / "deployments" / "fulfilment.yaml")
 
     kinds = [s.kind for s in config.sources[0].stages]
-    assert kinds == ["context", "classify", "resolve", "summarize", "chunk", "embed"]
+    assert kinds == ["redact", "context", "classify", "resolve", "summarize", "chunk", "embed"]
 
 
 def test_settings_of_how_the_ai_stages_run_do_not_change_the_config_hash() -> None:
