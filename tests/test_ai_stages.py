@@ -190,6 +190,7 @@ def table(db: Engine) -> Iterator[Engine]:
         )
     yield db
     with db.begin() as connection:
+        capture.uninstall(connection, parse_config(configuration("local")).sources[0])
         connection.execute(text(f"DROP TABLE IF EXISTS {TABLE} CASCADE"))
 
 
