@@ -193,7 +193,8 @@ class Match:
     vector_rank: int | None = None
     distance: float | None = None  # cosine distance of its best chunk
     lexical_rank: int | None = None
-    lexical_score: float | None = None  # ts_rank_cd of its best chunk
+    lexical_score: float | None = None  # its best chunk: 1 + scaled ts_rank_cd if it has
+    # the query words proper, the scaled ts_rank_cd alone if only some (see migration 0003)
 
 
 @dataclass(frozen=True)
@@ -271,14 +272,15 @@ class SearchResponse:
 # HNSW index when it expects that to pay (an iterative scan: it goes on past ef_search until it
 # has found LIMIT rows that pass the filters, or max_scan_tuples) and an exact scan of the
 # workspace's rows otherwise. relaxed_order may return them slightly out of order, so they are
-# materialized here and ranked below by their distance, not by scan order.
+# materialized here and ranked below by their distance, not by scan order. The exact variant
+# orders by an expression the index cannot serve, so nothing but an exact scan can answer it.
 _NEAREST = """
     nearest AS MATERIALIZED (
         SELECT v.source, v.record_key, v.chunk_index,
                v.embedding <=> %(vector)b AS distance
         FROM {table} AS v
         WHERE {conditions}
-        ORDER BY v.embedding <=> %(vector)b
+        ORDER BY {order}
         LIMIT %(candidates)s
     ),
     vector_hits AS (
@@ -297,7 +299,8 @@ _MATCHES = """
             %(table_name)s, %(text)s, %(candidates)s,
             CAST(%(sources)s AS text[]), CAST(%(entity_types)s AS text[]),
             CAST(%(categories)s AS text[]), CAST(%(updated_since)s AS timestamptz),
-            CAST(%(updated_before)s AS timestamptz), CAST(%(common_share)s AS real))
+            CAST(%(updated_before)s AS timestamptz), CAST(%(common_share)s AS real),
+            %(partial)s)
     ),
     lexical_hits AS (
         SELECT source, record_key, chunk_index, rank AS lexical_score,
@@ -606,6 +609,9 @@ class Searcher:
             "k": query.k,
             "rrf_k": self.options.rrf_k,
             "common_share": self.options.common_share,
+            # Chunks with only some of a query's common words fill a lexical search's list;
+            # in a hybrid one they would only push the vector list's results down.
+            "partial": query.mode is SearchMode.LEXICAL,
             "sources": list(filters.sources) or None,
             "entity_types": list(filters.entity_types) or None,
             "categories": list(filters.categories) or None,
@@ -627,12 +633,17 @@ class Searcher:
             conditions.append("coalesce(v.source_updated_at, v.updated_at) < %(updated_before)s")
         return " AND ".join(conditions)
 
-    def _sql(self, table: VectorTable, query: SearchQuery) -> str:
+    def _sql(self, table: VectorTable, query: SearchQuery, *, exact: bool = False) -> str:
         mode = query.mode
         ctes, counts = [], []
         if mode is not SearchMode.LEXICAL:
+            order = "v.embedding <=> %(vector)b"
             ctes.append(
-                _NEAREST.format(table=table.qualified, conditions=self._conditions(query.filters))
+                _NEAREST.format(
+                    table=table.qualified,
+                    conditions=self._conditions(query.filters),
+                    order=f"({order}) + 0" if exact else order,
+                )
             )
             counts.append(_COUNTS["vector"])
         else:
@@ -663,13 +674,12 @@ class Searcher:
         """Run the search; look again, with more candidates, while a list's chunks are too few
         records, and with an exact scan when the index scan stopped short of its limit (a
         small workspace or a narrow filter whose rows the HNSW graph reaches only late)."""
-        sql = self._sql(table, query)
         params = self._params(query, table, vector)
         candidates = self.options.candidates(query.k)
         exact = False
         while True:
             params["candidates"] = candidates
-            cursor.execute(sql, params)
+            cursor.execute(self._sql(table, query, exact=exact), params)
             rows = cursor.fetchall()
             first = rows[0] if rows else {}
             grow = candidates < self.options.max_candidates and any(
@@ -684,10 +694,7 @@ class Searcher:
                 found = first.get("vector_chunks", 0)
                 if found < candidates:
                     exact = True
-                    cursor.execute("SELECT set_config('enable_indexscan', 'off', true)")
                     continue
-            if exact:
-                cursor.execute("SELECT set_config('enable_indexscan', 'on', true)")
             return [self._result(row) for row in rows], exact
 
     def _result(

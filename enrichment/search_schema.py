@@ -25,7 +25,7 @@ LEXICAL_COLUMN = "chunk_tsv"
 TEXT_SEARCH_CONFIG = "english"
 LEXICAL_FUNCTION = (
     "enrichment.lexical_matches(text, text, integer, text[], text[], text[], timestamptz, "
-    "timestamptz, real)"
+    "timestamptz, real, boolean)"
 )
 
 # The text-search document of a chunk, computed by PostgreSQL on every write. Stored (not

@@ -21,6 +21,7 @@ from enrichment.embedders.local import SentenceTransformerEmbedder
 from enrichment.runner import Runner
 from enrichment.settings import Settings
 from enrichment.sources import build_pipelines, sync
+from tests.conftest import TABLES
 from tests.helpers import send
 
 
@@ -50,10 +51,25 @@ def enrich(
     return config
 
 
+def reset(engine: Engine) -> None:
+    """Empty the enrichment schema, as the ``db`` fixture does: for module-scoped data, which
+    must neither see another module's vectors nor leave its own behind."""
+    with engine.begin() as connection:
+        for name in connection.execute(
+            text("SELECT name FROM enrichment.embedding_tables")
+        ).scalars():
+            connection.execute(text(f'DROP TABLE IF EXISTS enrichment."{name}"'))
+        connection.execute(
+            text("TRUNCATE " + ", ".join(f"enrichment.{t}" for t in TABLES) + " RESTART IDENTITY")
+        )
+
+
 def drop_tables(engine: Engine, *tables: str) -> None:
+    """Drop the test's source tables and empty the enrichment schema."""
     with engine.begin() as connection:
         for table in tables:
             connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
+    reset(engine)
 
 
 @contextmanager

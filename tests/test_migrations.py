@@ -46,7 +46,7 @@ def test_upgrade_creates_the_tables_at_the_head_revision(fresh):
 
     assert tables(fresh) == HEAD_TABLES | {"alembic_version"}
     assert migrate.current_revision(fresh) == migrate.head_revision()
-    assert migrate.head_revision() == "0002_vectors"
+    assert migrate.head_revision() == "0003_search"
 
 
 def test_first_revision_creates_only_the_queue_tables(fresh):

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, text
 
 from enrichment.config import EnrichConfig
 from enrichment.search import Searcher, SearchFilters, SearchQuery, SearchResult
-from tests.search_fixtures import drop_tables, embedder, enrich
+from tests.search_fixtures import drop_tables, embedder, enrich, reset
 
 pytestmark = pytest.mark.slow
 
@@ -67,6 +67,7 @@ TICKETS = [
 
 @pytest.fixture(scope="module")
 def config(engine: Engine) -> Iterator[EnrichConfig]:
+    reset(engine)
     with engine.begin() as connection:
         connection.execute(
             text(

@@ -21,7 +21,7 @@ from enrichment.search import (
     SearchUnavailable,
     UnknownWorkspace,
 )
-from tests.search_fixtures import drop_tables, embedder, enrich
+from tests.search_fixtures import drop_tables, embedder, enrich, reset
 
 BASE: dict[str, Any] = {"text": "refund", "workspace": "acme"}
 
@@ -97,6 +97,7 @@ CONFIG: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def config(engine: Engine) -> Iterator[EnrichConfig]:
+    reset(engine)
     with engine.begin() as connection:
         connection.execute(
             text(

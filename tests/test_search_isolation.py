@@ -18,8 +18,7 @@ from sqlalchemy import Engine, text
 from enrichment import search_schema, vectors
 from enrichment.config import EnrichConfig
 from enrichment.search import Searcher, SearchFilters, SearchMode, SearchQuery, SearchUnavailable
-from tests.conftest import TABLES
-from tests.search_fixtures import drop_tables, embedder, enrich, login_role
+from tests.search_fixtures import drop_tables, embedder, enrich, login_role, reset
 
 pytestmark = pytest.mark.slow
 
@@ -99,7 +98,7 @@ class Records:
 
 @pytest.fixture(scope="module")
 def corpus(engine: Engine) -> Iterator[tuple[EnrichConfig, Records]]:
-    _empty(engine)
+    reset(engine)
     records = Records()
     customers, tickets = [], []
     for w, workspace in enumerate(WORKSPACES):
@@ -142,18 +141,6 @@ def corpus(engine: Engine) -> Iterator[tuple[EnrichConfig, Records]]:
     )
     yield config, records
     drop_tables(engine, "public.si_tickets", "public.si_customers")
-    _empty(engine)
-
-
-def _empty(engine: Engine) -> None:
-    with engine.begin() as connection:
-        for name in connection.execute(
-            text("SELECT name FROM enrichment.embedding_tables")
-        ).scalars():
-            connection.execute(text(f'DROP TABLE IF EXISTS enrichment."{name}"'))
-        connection.execute(
-            text("TRUNCATE " + ", ".join(f"enrichment.{t}" for t in TABLES) + " RESTART IDENTITY")
-        )
 
 
 class WithoutWorkspaceFilter(Searcher):

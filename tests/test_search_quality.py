@@ -17,7 +17,7 @@ from sqlalchemy import Engine, text
 
 from enrichment.search import Searcher, SearchMode, SearchQuery
 from tests.search_corpus import DOCS, QUERIES
-from tests.search_fixtures import drop_tables, embedder, enrich
+from tests.search_fixtures import drop_tables, embedder, enrich, reset
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +42,7 @@ def recall_at_10(found: list[str], relevant: frozenset[int]) -> float:
 @pytest.fixture(scope="module")
 def recalls(engine: Engine) -> Iterator[dict[SearchMode, dict[str, float]]]:
     """recall@10 per mode and query."""
+    reset(engine)
     with engine.begin() as connection:
         connection.execute(
             text(

@@ -19,7 +19,7 @@ depends_on = None
 
 _LEXICAL_MATCHES = (
     "enrichment.lexical_matches(text, text, integer, text[], text[], text[], timestamptz, "
-    "timestamptz, real)"
+    "timestamptz, real, boolean)"
 )
 
 
@@ -30,7 +30,8 @@ def upgrade() -> None:
         -- same stemming and stop words), any of them: 'cheap flights to Lisbon' -> 'cheap' |
         -- 'flight' | 'lisbon'. Words in ``common`` (found in a large share of the chunks) are
         -- left out, as an inverse document frequency would weigh them down: they match
-        -- everything and rank nothing. A query of common words only needs all of them.
+        -- everything and rank nothing. A query of common words only needs all of them (and
+        -- lexical_matches fills up with chunks having some of them).
         -- The lexemes are quoted, so nothing the user types is tsquery syntax.
         CREATE FUNCTION enrichment.search_tsquery(query text, common text[] DEFAULT '{}')
         RETURNS tsquery
@@ -66,7 +67,8 @@ def upgrade() -> None:
             categories      text[] DEFAULT NULL,
             updated_since   timestamptz DEFAULT NULL,
             updated_before  timestamptz DEFAULT NULL,
-            common_share    real DEFAULT 0.05
+            common_share    real DEFAULT 0.05,
+            partial         boolean DEFAULT true
         ) RETURNS TABLE (source text, record_key text, chunk_index integer, rank real)
         LANGUAGE plpgsql STABLE SECURITY DEFINER
         SET search_path = pg_catalog, pg_temp
@@ -74,8 +76,11 @@ def upgrade() -> None:
         #variable_conflict use_column
         DECLARE
             workspace   text := current_setting('enrichment.workspace', true);
+            common      text[];
             query       tsquery;
             conditions  text := '';
+            matching    text;
+            found_rows  bigint;
         BEGIN
             IF coalesce(workspace, '') = '' THEN
                 RAISE EXCEPTION 'enrichment.workspace is not set in this transaction'
@@ -89,13 +94,14 @@ def upgrade() -> None:
             END IF;
             -- Words in more than common_share of the table's chunks, from the statistics
             -- ANALYZE keeps for the planner (none before the first ANALYZE).
-            query := enrichment.search_tsquery(query_text, ARRAY(
+            common := ARRAY(
                 SELECT e.lexeme
                 FROM pg_stats AS s,
                      unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs)
                          AS e(lexeme, share)
                 WHERE s.schemaname = 'enrichment' AND s.tablename = vector_table
-                  AND s.attname = 'chunk_tsv' AND e.share > common_share));
+                  AND s.attname = 'chunk_tsv' AND e.share > common_share);
+            query := enrichment.search_tsquery(query_text, common);
             IF query IS NULL OR numnode(query) = 0 OR max_rows < 1 THEN
                 RETURN;  -- nothing but stop words
             END IF;
@@ -117,14 +123,31 @@ def upgrade() -> None:
                 conditions := conditions
                     || ' AND coalesce(v.source_updated_at, v.updated_at) < $7';
             END IF;
-            RETURN QUERY EXECUTE
-                'SELECT v.source, v.record_key, v.chunk_index, '
-                || 'ts_rank_cd(v.chunk_tsv, $1) AS rank '
+            -- Ranks are ts_rank_cd scaled into [0, 1) (rank / (rank + 1)), plus 1 for the
+            -- chunks that match the query proper, so those always come first.
+            matching := 'SELECT v.source, v.record_key, v.chunk_index, '
+                || '(%s + ts_rank_cd(v.chunk_tsv, %s, 32))::real AS rank '
                 || 'FROM enrichment.' || quote_ident(vector_table) || ' AS v '
-                || 'WHERE v.workspace_id = $2 AND v.chunk_tsv @@ $1' || conditions
-                || ' ORDER BY rank DESC, v.source, v.record_key, v.chunk_index LIMIT $8'
+                || 'WHERE v.workspace_id = $2 AND v.chunk_tsv @@ %s' || conditions
+                || ' ORDER BY rank DESC, v.source, v.record_key, v.chunk_index LIMIT %s';
+            RETURN QUERY EXECUTE format(matching, '1', '$1', '$1', '$8')
                 USING query, workspace, sources, entity_types, categories, updated_since,
                       updated_before, max_rows;
+            GET DIAGNOSTICS found_rows = ROW_COUNT;
+            -- A query of common words only needed all of them; when too few chunks have them
+            -- all, the list is filled (if ``partial``) with chunks that have some of them,
+            -- ranked after.
+            IF partial AND found_rows < max_rows AND NOT EXISTS (
+                SELECT 1 FROM unnest(tsvector_to_array(to_tsvector('english'::regconfig,
+                                                                   query_text))) AS l
+                WHERE l <> ALL(common)
+            ) THEN
+                RETURN QUERY EXECUTE format(
+                    matching, '0', '$9', '$9 AND NOT v.chunk_tsv @@ $1', '$10')
+                    USING query, workspace, sources, entity_types, categories, updated_since,
+                          updated_before, max_rows, enrichment.search_tsquery(query_text),
+                          max_rows - found_rows;
+            END IF;
         END
         $fn$;
         """
