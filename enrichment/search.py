@@ -174,7 +174,7 @@ class SearchOptions:
     ef_search: int = 100  # hnsw.ef_search: the HNSW scan's candidate list
     max_scan_tuples: int = 20_000  # hnsw.max_scan_tuples of an iterative scan
     rrf_k: int = 60  # reciprocal rank fusion: 1 / (rrf_k + rank)
-    common_share: float = 0.05  # lexical: words in more of the chunks than this are left out
+    common_share: float = 0.01  # lexical: words in more of the chunks than this are left out
     snippet_chars: int = 300
     expansion_weight: float = 0.5  # a neighbour's score: its hit's score times this
     expansion_per_hit: int = 3  # neighbours per hit and link
@@ -339,21 +339,29 @@ _HITS = {
     )""",
 }
 
-# The hits' chunks, read back through the workspace filter and the table's row-level security.
-# The list sizes ride along: too few chunks or records make the search look again.
-_RESULTS = """
+# The best k hits' chunks, read back through the workspace filter and the table's row-level
+# security, one primary-key lookup each (LATERAL: the planner cannot estimate how few hits
+# there are, and would otherwise hash-join the whole workspace). The list sizes ride along:
+# too few chunks or records make the search look again.
+_RESULTS = """,
+    best_hits AS (
+        SELECT * FROM hits ORDER BY score DESC, source, record_key LIMIT %(k)s
+    )
 SELECT h.source, h.record_key, h.chunk_index, h.score::float8 AS score,
        h.vector_rank, h.distance, h.lexical_rank, h.lexical_score,
        c.workspace_id, c.chunk_text, c.entity_type, c.semantic_category,
-       c.related_entity_types, c.metadata,
-       coalesce(c.source_updated_at, c.updated_at) AS updated_at,
+       c.related_entity_types, c.metadata, c.updated_at,
        {counts}
-FROM hits AS h
-JOIN {table} AS c
-  ON c.source = h.source AND c.record_key = h.record_key AND c.chunk_index = h.chunk_index
-WHERE {workspace}
-ORDER BY h.score DESC, h.source, h.record_key
-LIMIT %(k)s"""
+FROM best_hits AS h
+CROSS JOIN LATERAL (
+    SELECT c.workspace_id, c.chunk_text, c.entity_type, c.semantic_category,
+           c.related_entity_types, c.metadata,
+           coalesce(c.source_updated_at, c.updated_at) AS updated_at
+    FROM {table} AS c
+    WHERE c.source = h.source AND c.record_key = h.record_key
+      AND c.chunk_index = h.chunk_index AND {workspace}
+) AS c
+ORDER BY h.score DESC, h.source, h.record_key"""
 
 _COUNTS = {
     "vector": "(SELECT count(*) FROM nearest) AS vector_chunks, "

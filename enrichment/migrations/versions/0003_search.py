@@ -40,7 +40,7 @@ def upgrade() -> None:
             WITH lexemes AS (
                 SELECT '''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || ''''
                            AS quoted,
-                       lexeme = ANY(coalesce(common, '{}')) AS is_common
+                       coalesce(lexeme = ANY(common), false) AS is_common
                 FROM unnest(tsvector_to_array(to_tsvector('english'::regconfig, query)))
                      AS lexeme
             )
@@ -67,7 +67,7 @@ def upgrade() -> None:
             categories      text[] DEFAULT NULL,
             updated_since   timestamptz DEFAULT NULL,
             updated_before  timestamptz DEFAULT NULL,
-            common_share    real DEFAULT 0.05,
+            common_share    real DEFAULT 0.01,
             partial         boolean DEFAULT true
         ) RETURNS TABLE (source text, record_key text, chunk_index integer, rank real)
         LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -100,7 +100,9 @@ def upgrade() -> None:
                      unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs)
                          AS e(lexeme, share)
                 WHERE s.schemaname = 'enrichment' AND s.tablename = vector_table
-                  AND s.attname = 'chunk_tsv' AND e.share > common_share);
+                  AND s.attname = 'chunk_tsv' AND e.share > common_share
+                  -- the frequencies have three more entries (minimum, maximum, nulls)
+                  AND e.lexeme IS NOT NULL);
             query := enrichment.search_tsquery(query_text, common);
             IF query IS NULL OR numnode(query) = 0 OR max_rows < 1 THEN
                 RETURN;  -- nothing but stop words
