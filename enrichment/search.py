@@ -370,17 +370,21 @@ _COUNTS = {
     "(SELECT count(*) FROM lexical_hits) AS lexical_records",
 }
 
-# The best chunk of each neighbour (nearest to the query when there is a query vector).
+# The best chunk of each neighbour (nearest to the query when there is a query vector), one
+# primary-key range lookup per neighbour, through the workspace filter and the policy.
 _NEIGHBOURS = """
-SELECT DISTINCT ON (c.source, c.record_key)
-       c.source, c.record_key, c.chunk_index, c.workspace_id, c.chunk_text, c.entity_type,
-       c.semantic_category, c.related_entity_types, c.metadata,
-       coalesce(c.source_updated_at, c.updated_at) AS updated_at, {distance} AS distance
-FROM {table} AS c
-JOIN unnest(CAST(%(sources)s AS text[]), CAST(%(keys)s AS text[])) AS n(source, record_key)
-  ON c.source = n.source AND c.record_key = n.record_key
-WHERE {workspace}
-ORDER BY c.source, c.record_key, {distance}, c.chunk_index"""
+SELECT n.source, n.record_key, c.chunk_index, c.workspace_id, c.chunk_text, c.entity_type,
+       c.semantic_category, c.related_entity_types, c.metadata, c.updated_at
+FROM unnest(CAST(%(sources)s AS text[]), CAST(%(keys)s AS text[])) AS n(source, record_key)
+CROSS JOIN LATERAL (
+    SELECT c.chunk_index, c.workspace_id, c.chunk_text, c.entity_type, c.semantic_category,
+           c.related_entity_types, c.metadata,
+           coalesce(c.source_updated_at, c.updated_at) AS updated_at
+    FROM {table} AS c
+    WHERE c.source = n.source AND c.record_key = n.record_key AND {workspace}
+    ORDER BY {distance}, c.chunk_index
+    LIMIT 1
+) AS c"""
 
 
 def _psycopg(connection: Connection) -> PsycopgConnection[Any]:
@@ -758,7 +762,7 @@ class Searcher:
         neighbours = [n for n in neighbours if (n.source, n.record_key) not in found]
         if not neighbours:
             return []
-        distance = "(c.embedding <=> %(vector)b)" if vector is not None else "NULL::float8"
+        distance = "(c.embedding <=> %(vector)b)" if vector is not None else "c.chunk_index"
         cursor.execute(
             _NEIGHBOURS.format(
                 table=table.qualified,

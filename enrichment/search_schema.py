@@ -46,14 +46,19 @@ def lexical_index_name(table: str) -> str:
 
 def prepare_table(connection: Connection, table: str) -> None:
     """Make a new vector table searchable and protected: the GIN index of its lexical column,
-    row-level security with the workspace policy, and SELECT for every search role (the roles
-    that may read the table registry). Safe to run again."""
+    the vector kept in the row, row-level security with the workspace policy, and SELECT for
+    every search role (the roles that may read the table registry). Safe to run again."""
     qualified = f"{SCHEMA}.{quote_identifier(table)}"
     connection.execute(
         text(
             f"""
             CREATE INDEX IF NOT EXISTS {quote_identifier(lexical_index_name(table))}
                 ON {qualified} USING gin ({LEXICAL_COLUMN});
+            -- The lexical column makes a row of a 384-dimension vector larger than the 2 kB
+            -- at which PostgreSQL moves values out of line, and pgvector's default (EXTERNAL)
+            -- would move the vector: every exact scan would then fetch it from the TOAST
+            -- table. MAIN keeps it in the row and moves the texts out first.
+            ALTER TABLE {qualified} ALTER COLUMN embedding SET STORAGE MAIN;
             ALTER TABLE {qualified} ENABLE ROW LEVEL SECURITY;
             -- Only reading is granted to anyone but the owner, and only the rows of the
             -- workspace this transaction declared. No setting: no rows.

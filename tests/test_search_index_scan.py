@@ -173,3 +173,30 @@ def test_a_table_without_its_index_is_searched_exactly(
         searcher, request, response = _search(db, query, workspace)
         assert "hnsw" not in searcher.explain(request, vector=query)
         assert [r.record_key for r in response.results] == _exact(query, block, workspace, 10)
+
+
+def test_a_table_keeps_its_vectors_in_the_row_however_wide_the_text(
+    db: Engine, data: tuple[np.ndarray, ...]
+) -> None:
+    """An exact scan reads the vectors from the rows: they must not go to the TOAST table,
+    where pgvector's default storage would send them once the text and the lexical column make
+    a row wider than 2 kB."""
+    _, big, small = data
+    table = _write(db, big[:50], small[:5])
+    with db.begin() as connection:
+        connection.execute(
+            text(
+                f"UPDATE {table.qualified} SET chunk_text = "
+                "(SELECT string_agg(md5(random()::text || g), ' ') FROM generate_series(1, 40) g "
+                "WHERE record_key IS NOT NULL)"
+            )
+        )
+        wide, vectors_out_of_line = connection.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE pg_column_size(t.*) > 2000), "
+                "count(*) FILTER (WHERE pg_column_toast_chunk_id(embedding) IS NOT NULL) "
+                f"FROM {table.qualified} AS t"
+            )
+        ).one()
+    assert wide == 55
+    assert vectors_out_of_line == 0

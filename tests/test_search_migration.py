@@ -30,10 +30,11 @@ def at_0002(database_url: str) -> Iterator[Engine]:
         connection.execute(
             text(
                 f"CREATE TABLE {TABLE} (source text, record_key text, chunk_index int, "
-                "workspace_id text NOT NULL, chunk_text text, "
+                "workspace_id text NOT NULL, chunk_text text, embedding vector(3), "
                 "PRIMARY KEY (source, record_key, chunk_index)); "
-                f"INSERT INTO {TABLE} VALUES ('notes', '1', 0, 'acme', 'Cheap flights to Lisbon'), "
-                "('notes', '2', 0, 'globex', 'Cheap flights to Porto'); "
+                f"INSERT INTO {TABLE} VALUES "
+                "('notes', '1', 0, 'acme', 'Cheap flights to Lisbon', '[1, 0, 0]'), "
+                "('notes', '2', 0, 'globex', 'Cheap flights to Porto', '[0, 1, 0]'); "
                 "INSERT INTO enrichment.embedding_tables (name, model_name, model_version, "
                 "dimensions, state) VALUES ('embeddings_old_model_3_0000', 'old', 'old@1', 3, "
                 "'active')"
@@ -57,12 +58,25 @@ def _lexemes_and_protection(engine: Engine) -> tuple[list[str], bool]:
         return list(lexemes), protected
 
 
+def _vector_storage(engine: Engine) -> str:
+    with engine.connect() as connection:
+        return str(
+            connection.execute(
+                text(
+                    "SELECT attstorage FROM pg_attribute WHERE attname = 'embedding' "
+                    f"AND attrelid = '{TABLE}'::regclass"
+                )
+            ).scalar_one()
+        )
+
+
 def test_upgrade_adds_the_lexical_column_and_row_level_security_to_existing_tables(
     at_0002: Engine,
 ) -> None:
     migrate.upgrade(at_0002)
 
     lexemes, protected = _lexemes_and_protection(at_0002)
+    assert _vector_storage(at_0002) == "m"  # kept in the row, however wide it gets
     assert lexemes == ["'cheap':1 'flight':2 'lisbon':4", "'cheap':1 'flight':2 'porto':4"]
     assert protected is True
     with at_0002.begin() as connection:
@@ -100,6 +114,14 @@ def test_downgrade_to_0002_removes_what_0003_added(at_0002: Engine) -> None:
                 "AND proname IN ('lexical_matches', 'search_tsquery')"
             )
         ).scalar_one()
-    assert list(columns) == ["source", "record_key", "chunk_index", "workspace_id", "chunk_text"]
+    assert list(columns) == [
+        "source",
+        "record_key",
+        "chunk_index",
+        "workspace_id",
+        "chunk_text",
+        "embedding",
+    ]
     assert protected is False
     assert functions == 0
+    assert _vector_storage(at_0002) == "e"  # pgvector's default again

@@ -197,6 +197,9 @@ def upgrade() -> None:
                 WHERE to_regclass('enrichment.' || quote_ident(name)) IS NOT NULL
             LOOP
                 q := 'enrichment.' || quote_ident(t.name);
+                -- Keep the vector in the row, which the new column makes larger than 2 kB
+                -- (pgvector's default storage would move it to the TOAST table).
+                EXECUTE format('ALTER TABLE %s ALTER COLUMN embedding SET STORAGE MAIN', q);
                 EXECUTE format(
                     'ALTER TABLE %s ADD COLUMN IF NOT EXISTS chunk_tsv tsvector GENERATED '
                     'ALWAYS AS (to_tsvector(''english''::regconfig, coalesce(chunk_text, ''''))) '
@@ -237,6 +240,7 @@ def downgrade() -> None:
                 EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', q);
                 EXECUTE format('DROP INDEX IF EXISTS enrichment.%I', t.name || '_lexical');
                 EXECUTE format('ALTER TABLE %s DROP COLUMN IF EXISTS chunk_tsv', q);
+                EXECUTE format('ALTER TABLE %s ALTER COLUMN embedding SET STORAGE DEFAULT', q);
                 IF reader THEN
                     EXECUTE format('REVOKE ALL ON %s FROM enrich_search', q);
                 END IF;
