@@ -56,7 +56,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -417,6 +417,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--recall-queries", type=positive, default=200)
     parser.add_argument("--ef-search", type=positive, default=SearchOptions().ef_search)
     parser.add_argument("--min-candidates", type=positive, default=SearchOptions().min_candidates)
+    parser.add_argument("--exact-below", type=int, default=SearchOptions().exact_below)
     parser.add_argument("--index-memory", default="1GB", help="maintenance_work_mem of the build")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--json", type=Path)
@@ -440,7 +441,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         {"options": "-c enable_seqscan=off -c enable_bitmapscan=off -c enable_sort=off"}
     )
     forced_engine = engine_for(forced_url.render_as_string(hide_password=False))
-    options = SearchOptions(ef_search=args.ef_search, min_candidates=args.min_candidates)
+    options = SearchOptions(
+        ef_search=args.ef_search, min_candidates=args.min_candidates, exact_below=args.exact_below
+    )
     document: dict[str, Any] = {
         "benchmark": "search_latency",
         "machine": facts,
@@ -453,7 +456,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         facts.update(server_facts(engine))
         document["storage"] = store(engine, model, data, args)
         searcher = Searcher(engine, model, options=options)
-        forced = Searcher(forced_engine, model, options=options)
+        # The planner may only take the index, and the searcher may not choose exact itself.
+        forced = Searcher(forced_engine, model, options=replace(options, exact_below=0))
         document["query_embedding"] = query_embedding(model, data, 100)
         log("latency")
         document["latency"] = latency(searcher, data, args)

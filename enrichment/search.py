@@ -173,6 +173,7 @@ class SearchOptions:
     max_candidates: int = 2_000  # a list grows (x4) while its chunks are too few records
     ef_search: int = 100  # hnsw.ef_search: the HNSW scan's candidate list
     max_scan_tuples: int = 20_000  # hnsw.max_scan_tuples of an iterative scan
+    exact_below: int = 5_000  # chunks passing the filters (planner's estimate) for an exact scan
     rrf_k: int = 60  # reciprocal rank fusion: 1 / (rrf_k + rank)
     common_share: float = 0.01  # lexical: words in more of the chunks than this are left out
     snippet_chars: int = 300
@@ -252,7 +253,7 @@ class SearchResponse:
     results: list[SearchResult]
     table: str
     model_version: str
-    exact: bool  # the vector list came from an exact scan after the index scan fell short
+    exact: bool  # the vector list came from an exact scan (few rows, or the index fell short)
     seconds: float
 
     def as_dict(self) -> dict[str, Any]:
@@ -453,7 +454,9 @@ class Searcher:
         with self._transaction(query, vector) as (cursor, table):
             params = self._params(query, table, vector)
             params["candidates"] = self.options.candidates(query.k)
-            cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) " + self._sql(table, query), params)
+            exact = query.mode is not SearchMode.LEXICAL and self._few_rows(cursor, table, query)
+            sql = self._sql(table, query, exact=exact)
+            cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) " + sql, params)
             return "\n".join(str(next(iter(row.values()))) for row in cursor.fetchall())
 
     @contextmanager
@@ -685,10 +688,10 @@ class Searcher:
     ) -> tuple[list[SearchResult], bool]:
         """Run the search; look again, with more candidates, while a list's chunks are too few
         records, and with an exact scan when the index scan stopped short of its limit (a
-        small workspace or a narrow filter whose rows the HNSW graph reaches only late)."""
+        narrow filter whose rows the HNSW graph reaches only late)."""
         params = self._params(query, table, vector)
         candidates = self.options.candidates(query.k)
-        exact = False
+        exact = query.mode is not SearchMode.LEXICAL and self._few_rows(cursor, table, query)
         while True:
             params["candidates"] = candidates
             cursor.execute(self._sql(table, query, exact=exact), params)
@@ -708,6 +711,25 @@ class Searcher:
                     exact = True
                     continue
             return [self._result(row) for row in rows], exact
+
+    def _few_rows(
+        self, cursor: Cursor[dict[str, Any]], table: VectorTable, query: SearchQuery
+    ) -> bool:
+        """Whether the planner expects few enough chunks to pass the workspace and filters for
+        an exact scan to beat the index. Its own choice comes far too late for 384-dimension
+        vectors: an exact scan reads about 3 µs a row, while a filtered HNSW scan must visit
+        1 / selectivity rows for each one it keeps (on 100,000 vectors the exact scan of 2,000
+        rows took 1 ms, the planner's HNSW scan 18 ms; docs/benchmarks.md)."""
+        if self.options.exact_below <= 0:
+            return False
+        cursor.execute(
+            f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {table.qualified} AS v "
+            f"WHERE {self._conditions(query.filters)}",
+            self._params(query, table, None),
+        )
+        row = cursor.fetchone()
+        plan: list[dict[str, Any]] = row["QUERY PLAN"] if row else []
+        return bool(plan) and float(plan[0]["Plan"]["Plan Rows"]) <= self.options.exact_below
 
     def _result(
         self,

@@ -2,10 +2,12 @@
 workspace in a large table its k results, an index scan that stops short falls back to an
 exact scan, and a table without its index (still filling) is searched exactly.
 
-The vectors here are random unit vectors written straight into a vector table of the real
-model's version (the model would only make the test slower): the small workspace's vectors
-point away from the query, so a plain index scan (ef_search candidates, then the filter) finds
-almost none of them.
+Workspaces whose filtered rows the planner estimates at most ``exact_below`` are searched
+exactly by choice (faster than a filtered HNSW scan there); the tests of the index scan turn
+that off or down. The vectors here are random unit vectors written straight into a vector
+table of the real model's version (the model would only make the test slower): the small
+workspace's vectors point away from the query, so a plain index scan (ef_search candidates,
+then the filter) finds almost none of them.
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ def test_an_iterative_index_scan_gives_a_small_workspace_its_k_results(
 ) -> None:
     query = data[0]
     _drop_workspace_index(db, indexed)
-    searcher, request, response = _search(index_only, query, "small")
+    searcher, request, response = _search(index_only, query, "small", exact_below=0)
     assert "Index Scan using" in searcher.explain(request, vector=query)
     assert f"{indexed.name}_hnsw" in searcher.explain(request, vector=query)
     assert len(response.results) == 10
@@ -146,7 +148,7 @@ def test_an_index_scan_that_stops_short_falls_back_to_an_exact_scan(
 ) -> None:
     query, _, small = data
     _drop_workspace_index(db, indexed)
-    _, _, response = _search(index_only, query, "small", max_scan_tuples=50)
+    _, _, response = _search(index_only, query, "small", max_scan_tuples=50, exact_below=0)
     assert response.exact is True
     assert [r.record_key for r in response.results] == _exact(query, small, "small", 10)
 
@@ -155,11 +157,21 @@ def test_a_large_workspace_is_searched_through_the_index(
     indexed: VectorTable, db: Engine, data: tuple[np.ndarray, ...]
 ) -> None:
     query = data[0]
-    searcher, request, response = _search(db, query, "big")
+    searcher, request, response = _search(db, query, "big", exact_below=1000)
     assert f"{indexed.name}_hnsw" in searcher.explain(request, vector=query)
     assert response.exact is False
     assert len(response.results) == 10
     assert {r.workspace_id for r in response.results} == {"big"}
+
+
+def test_a_workspace_with_few_rows_is_searched_exactly_even_with_the_index(
+    indexed: VectorTable, db: Engine, data: tuple[np.ndarray, ...]
+) -> None:
+    query, _, small = data
+    searcher, request, response = _search(db, query, "small")  # 60 rows, below exact_below
+    assert "hnsw" not in searcher.explain(request, vector=query)
+    assert response.exact is True
+    assert [r.record_key for r in response.results] == _exact(query, small, "small", 10)
 
 
 def test_a_table_without_its_index_is_searched_exactly(
