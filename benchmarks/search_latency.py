@@ -300,7 +300,7 @@ def latency(searcher: Searcher, data: Dataset, args: Any) -> list[dict[str, Any]
                 "workspaces": cls,
                 "mode": mode,
                 **summary(values),
-                "exact_fallbacks": exact[(cls, mode)],
+                "exact_scans": exact[(cls, mode)],
                 "empty_results": empty[(cls, mode)],
             }
         )
@@ -342,7 +342,7 @@ def recall(searcher: Searcher, forced: Searcher, data: Dataset, args: Any) -> li
                 "queries": len(scores),
                 "recall_at_10": round(statistics.fmean(scores), 4),
                 "min": round(min(scores), 2),
-                "exact_fallbacks": fallbacks,
+                "exact_scans": fallbacks,
                 "plan": "HNSW index scan" if "_hnsw" in plan else "exact (no HNSW)",
             }
         )
@@ -370,7 +370,7 @@ def markdown(document: dict[str, Any]) -> str:
         f"({facts['cpu_model']}), PostgreSQL {facts['postgresql_version']}, git {facts['git']}; "
         f"load {facts['load_before']} before, {facts['load_after']} after",
         "",
-        "| workspaces | mode | n | p50 ms | p95 ms | p99 ms | mean ms | exact fallbacks |",
+        "| workspaces | mode | n | p50 ms | p95 ms | p99 ms | mean ms | exact scans |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in document["latency"]:
@@ -384,7 +384,7 @@ def markdown(document: dict[str, Any]) -> str:
         f"Query embedding (one text, {facts['device']}): p50 {e['p50_ms']} ms, "
         f"p95 {e['p95_ms']} ms (not included above).",
         "",
-        "| recall@10 vs exact | rows | queries | recall@10 | min | plan | exact fallbacks |",
+        "| recall@10 vs exact | rows | queries | recall@10 | min | plan | exact scans |",
         "|---|---:|---:|---:|---:|---|---:|",
     ]
     for row in document["recall"]:
