@@ -376,7 +376,7 @@ def markdown(document: dict[str, Any]) -> str:
     for row in document["latency"]:
         lines.append(
             f"| {row['workspaces']} | {row['mode']} | {row['n']} | {row['p50_ms']} | "
-            f"{row['p95_ms']} | {row['p99_ms']} | {row['mean_ms']} | {row['exact_fallbacks']} |"
+            f"{row['p95_ms']} | {row['p99_ms']} | {row['mean_ms']} | {row['exact_scans']} |"
         )
     e = document["query_embedding"]
     lines += [
@@ -390,7 +390,7 @@ def markdown(document: dict[str, Any]) -> str:
     for row in document["recall"]:
         lines.append(
             f"| {row['workspace']} | {row['rows']:,} | {row['queries']} | "
-            f"{row['recall_at_10']} | {row['min']} | {row['plan']} | {row['exact_fallbacks']} |"
+            f"{row['recall_at_10']} | {row['min']} | {row['plan']} | {row['exact_scans']} |"
         )
     s = document["storage"]
     lines += [
