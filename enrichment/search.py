@@ -169,7 +169,7 @@ class SearchOptions:
     exact search on 100,000 vectors (docs/benchmarks.md)."""
 
     min_candidates: int = 20  # chunks each list starts from (more for a large k)
-    candidates_per_result: int = 2
+    candidates_per_result: int = 4
     max_candidates: int = 2_000  # a list grows (x4) while its chunks are too few records
     ef_search: int = 40  # hnsw.ef_search: the HNSW scan's candidate list (pgvector's default)
     max_scan_tuples: int = 20_000  # hnsw.max_scan_tuples of an iterative scan
