@@ -171,7 +171,7 @@ class SearchOptions:
     min_candidates: int = 20  # chunks each list starts from (more for a large k)
     candidates_per_result: int = 4
     max_candidates: int = 2_000  # a list grows (x4) while its chunks are too few records
-    ef_search: int = 40  # hnsw.ef_search: the HNSW scan's candidate list (pgvector's default)
+    ef_search: int = 64  # hnsw.ef_search: the HNSW scan's candidate list
     max_scan_tuples: int = 20_000  # hnsw.max_scan_tuples of an iterative scan
     exact_below: int = 5_000  # chunks passing the filters (planner's estimate) for an exact scan
     rrf_k: int = 60  # reciprocal rank fusion: 1 / (rrf_k + rank)
