@@ -367,7 +367,8 @@ def markdown(document: dict[str, Any]) -> str:
     lines = [
         f"Search latency, {facts['date']}: {document['data']['rows']:,} vectors, "
         f"{len(document['data']['workspaces'])} workspaces; {facts['cpu_count']} CPUs "
-        f"({facts['cpu_model']}), PostgreSQL {facts['postgresql_version']}, git {facts['git']}; "
+        f"({facts['cpu_model']}), PostgreSQL {facts['postgresql_version']} "
+        f"(shared_buffers {facts['postgresql_settings']['shared_buffers']}), git {facts['git']}; "
         f"load {facts['load_before']} before, {facts['load_after']} after",
         "",
         "| workspaces | mode | n | p50 ms | p95 ms | p99 ms | mean ms | exact scans |",
