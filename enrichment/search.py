@@ -426,9 +426,10 @@ class Searcher:
         self._expander = Expander(engine, config) if config is not None else None
 
     def search(self, query: SearchQuery, *, vector: Vector | None = None) -> SearchResponse:
-        """The top ``query.k`` records of ``query.workspace``, best first, then (with
-        ``expand``) their neighbours. ``vector`` is the query's embedding when the caller
-        has it already (by this searcher's embedder); otherwise it is computed here."""
+        """The top ``query.k`` records of ``query.workspace``, best first; with ``expand``,
+        their neighbours join them, each scored below the hit that led to it. ``vector`` is
+        the query's embedding when the caller has it already (by this searcher's embedder);
+        otherwise it is computed here."""
         started = time.perf_counter()
         self._check_filters(query.filters)
         if query.expand and self._expander is None:
