@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,14 +16,22 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from enrichment import capture, embedded, migrate, vectors
-from enrichment.config import EnrichConfig, SourceConfig, load_config
+from enrichment.config import (
+    EnrichConfig,
+    LocalEmbedding,
+    OpenAIEmbedding,
+    SourceConfig,
+    load_config,
+)
 from enrichment.database import database_url, get_engine, libpq_url
-from enrichment.errors import EnrichmentError
+from enrichment.embedders.base import Embedder
+from enrichment.errors import EnrichmentError, InvalidInput
 from enrichment.events import enqueue, parse_event
 from enrichment.notifications import EventListener
 from enrichment.queue import Queue
+from enrichment.search import MAX_K, Searcher, SearchFilters, SearchMode, SearchQuery
 from enrichment.settings import get_settings
-from enrichment.sources import build_pipelines, load_runner, reembed, sync
+from enrichment.sources import build_embedder, build_pipelines, load_runner, reembed, sync
 from enrichment.states import Action, Reason
 from enrichment.status import queue_status
 from quality import alerts as quality_alerts
@@ -656,6 +665,121 @@ def alerts_list(
             f"{alert.first_seen:%m-%d %H:%M}",
         )
     console.print(table)
+
+
+# --- search -----------------------------------------------------------------------------------
+
+
+def _search_embedder(config: EnrichConfig | None) -> Embedder:
+    """The embedder of the active vector table's model among the configured ones (and the
+    packaged default model, which a table may still hold while its successor is filled).
+    Without a match, the first configured one: the search then says what does not match."""
+    with get_engine().connect() as connection:
+        active = vectors.active_table(connection)
+    candidates: dict[str, LocalEmbedding | OpenAIEmbedding] = {}
+    for source in config.sources if config else []:
+        stage = source.stage("embed")
+        if stage is not None:
+            candidates.setdefault(stage.embedding.model_dump_json(), stage.embedding)
+    candidates.setdefault(LocalEmbedding().model_dump_json(), LocalEmbedding())
+    built = []
+    for embedding in candidates.values():
+        try:
+            embedder = build_embedder(embedding)
+        except EnrichmentError:
+            continue  # e.g. an API key that is not set: not this one
+        if active is not None and embedder.model_version == active.model_version:
+            return embedder
+        built.append(embedder)
+    if not built:
+        raise EnrichmentError("no embedding model could be built from the configuration")
+    return built[0]
+
+
+@app.command("search")
+def search_command(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    workspace: Annotated[str, typer.Option("--workspace", help="Workspace to search (required).")],
+    mode: Annotated[
+        SearchMode, typer.Option(case_sensitive=False, help="vector, lexical or hybrid.")
+    ] = SearchMode.HYBRID,
+    k: Annotated[int, typer.Option("--k", help=f"Results wanted (1-{MAX_K}).")] = 10,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="Only this source (repeatable).")
+    ] = None,
+    entity_type: Annotated[
+        list[str] | None, typer.Option("--entity-type", help="Only this entity type (repeatable).")
+    ] = None,
+    category: Annotated[
+        list[str] | None,
+        typer.Option("--category", help="Only this semantic category (repeatable)."),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Updated at or after (ISO date or time).")
+    ] = None,
+    before: Annotated[
+        str | None, typer.Option("--before", help="Updated before (ISO date or time).")
+    ] = None,
+    expand: Annotated[
+        bool, typer.Option("--expand", help="Add records one hop from the hits.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Search one workspace's enriched records (hybrid: vector + full text, fused by rank)."""
+    settings = get_settings()
+    config = load_config(settings.config_path) if settings.config_path.exists() else None
+    request = SearchQuery(
+        text=query,
+        workspace=workspace,
+        mode=mode,
+        k=k,
+        filters=SearchFilters(
+            sources=tuple(source or ()),
+            entity_types=tuple(entity_type or ()),
+            categories=tuple(category or ()),
+            updated_since=_moment("--since", since),
+            updated_before=_moment("--before", before),
+        ),
+        expand=expand,
+    )
+    embedder = None if request.mode is SearchMode.LEXICAL else _search_embedder(config)
+    searcher = Searcher(get_engine(), embedder, config=config, role=settings.search_role)
+    response = searcher.search(request)
+    if as_json:
+        _print_json(response.as_dict())
+        return
+    title = (
+        f"{len(response.results)} results in workspace {workspace!r} ({request.mode}, "
+        f"{response.seconds * 1000:.0f} ms)"
+    )
+    table = Table(title=title, box=box.SIMPLE_HEAD)
+    for column in ("#", "score", "source", "record", "updated"):
+        table.add_column(column, no_wrap=True, justify="right" if column in "#score" else "left")
+    table.add_column("snippet", ratio=1, min_width=30, overflow="fold")
+    for rank, result in enumerate(response.results, start=1):
+        snippet = result.snippet if result.snippet is not None else "[text not stored]"
+        if result.expanded_from is not None:
+            snippet = f"[dim]↳ {result.expanded_from.reason}[/dim]\n{snippet}"
+        table.add_row(
+            str(rank),
+            f"{result.score:.4f}",
+            result.source,
+            result.record_key,
+            result.updated_at.strftime("%Y-%m-%d"),
+            snippet,
+        )
+    console.print(table)
+
+
+def _moment(option: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(
+            option, f"{value!r} is not an ISO date or time like 2026-01-31 or 2026-01-31T08:00"
+        ) from None
 
 
 # --- demo -------------------------------------------------------------------------------------

@@ -1,14 +1,14 @@
 """Re-checks: records a confidence gate skipped come back for another attempt after an age.
 
 Revision ID: 0004_rechecks
-Revises: 0002_vectors
+Revises: 0003_search
 Create Date: 2026-11-21
 """
 
 from alembic import op
 
 revision = "0004_rechecks"
-down_revision = "0002_vectors"
+down_revision = "0003_search"
 branch_labels = None
 depends_on = None
 
