@@ -2,7 +2,7 @@
 
 The request asks for a JSON-schema response (``response_format: json_schema, strict``); the
 answer is still checked here, because not every server enforces the schema. The retry policy
-is the embedder's (enrichment/embedders/openai_compatible.py), so every endpoint behaves alike:
+is the embedder's (enrichment/openai_calls.py), so every endpoint behaves alike:
 
 * 429, 408 and 5xx responses, timeouts and connection errors are retried with exponential
   backoff and full jitter; ``retry-after-ms`` / ``Retry-After`` replace the backoff for that
@@ -18,13 +18,12 @@ import json
 import random
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import openai
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from enrichment.embedders.openai_compatible import RETRYABLE_STATUSES, retry_after_seconds
+from enrichment.openai_calls import backoff_seconds, call_with_retries
 
 
 class ChatConfig(BaseModel):
@@ -92,11 +91,12 @@ class ChatClient:
 
     def backoff_seconds(self, retry: int) -> float:
         """Wait before retry ``retry`` (1, 2, ...): uniform in 0..min(cap, base * 2**(retry-1))."""
-        ceiling = min(
-            self.config.backoff_cap_seconds,
-            self.config.backoff_base_seconds * 2.0 ** (retry - 1),
+        return backoff_seconds(
+            retry,
+            base=self.config.backoff_base_seconds,
+            cap=self.config.backoff_cap_seconds,
+            rng=self._rng,
         )
-        return self._rng.uniform(0.0, ceiling)
 
     def complete_json(
         self, *, system: str, user: str, schema: Mapping[str, Any], name: str
@@ -104,56 +104,30 @@ class ChatClient:
         """The model's answer to ``user`` as a JSON object shaped by ``schema`` (not checked
         beyond being an object: the caller checks what it needs)."""
         model = self.model
-        attempts = self.config.max_retries + 1
-        for attempt in range(1, attempts + 1):
-            try:
-                response = self._client.chat.completions.create(
-                    model=model,
-                    messages=[
-                        {"role": "system", "content": system},
-                        {"role": "user", "content": user},
-                    ],
-                    response_format={
-                        "type": "json_schema",
-                        "json_schema": {"name": name, "schema": dict(schema), "strict": True},
-                    },
-                    temperature=self.config.temperature,
-                    max_tokens=self.config.max_tokens,
-                    timeout=self.config.timeout_seconds,
-                )
-            except openai.APIStatusError as error:
-                status = error.status_code
-                if not (status in RETRYABLE_STATUSES or status >= 500):
-                    raise LLMUnavailable(
-                        f"model {model!r}: HTTP {status} is not retryable: {error.message}",
-                        retryable=False,
-                    ) from error
-                last_error = f"HTTP {status}"
-                requested = retry_after_seconds(error.response.headers, now=datetime.now(UTC))
-                cause: Exception = error
-            except openai.APITimeoutError as error:
-                last_error = f"timeout after {self.config.timeout_seconds}s"
-                requested = None
-                cause = error
-            except openai.APIConnectionError as error:
-                last_error = f"connection error ({error.message})"
-                requested = None
-                cause = error
-            else:
-                return _answer(response, model)
-
-            if attempt == attempts:
-                raise LLMUnavailable(
-                    f"model {model!r}: gave up after {attempts} attempts; last error: {last_error}"
-                ) from cause
-            if requested is not None and requested > self.config.backoff_cap_seconds:
-                raise LLMUnavailable(
-                    f"model {model!r}: {last_error} asks to wait {requested:g}s, more than "
-                    f"backoff_cap_seconds={self.config.backoff_cap_seconds:g}, "
-                    f"after {attempt} attempts"
-                ) from cause
-            self._sleep(requested if requested is not None else self.backoff_seconds(attempt))
-        raise AssertionError("unreachable: the loop returns or raises")
+        response = call_with_retries(
+            lambda: self._client.chat.completions.create(
+                model=model,
+                messages=[
+                    {"role": "system", "content": system},
+                    {"role": "user", "content": user},
+                ],
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {"name": name, "schema": dict(schema), "strict": True},
+                },
+                temperature=self.config.temperature,
+                max_tokens=self.config.max_tokens,
+                timeout=self.config.timeout_seconds,
+            ),
+            model=model,
+            max_retries=self.config.max_retries,
+            timeout_seconds=self.config.timeout_seconds,
+            backoff_cap_seconds=self.config.backoff_cap_seconds,
+            backoff=self.backoff_seconds,
+            sleep=self._sleep,
+            unavailable=LLMUnavailable,
+        )
+        return _answer(response, model)
 
 
 def _answer(response: Any, model: str) -> dict[str, Any]:
