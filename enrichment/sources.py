@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +29,7 @@ from enrichment.config import (
 )
 from enrichment.embedders.base import Embedder
 from enrichment.errors import InvalidInput
-from enrichment.events import enqueue
+from enrichment.events import enqueue_records
 from enrichment.pipeline import Pipeline, Pipelines, StageSpec, register
 from enrichment.redaction import Redactor
 from enrichment.retry import RetryPolicy
@@ -42,10 +41,7 @@ from enrichment.stages.chunk import ChunkStage
 from enrichment.stages.context import ContextStage
 from enrichment.stages.embed import EmbedStage
 from enrichment.stages.redact import RedactStage
-from enrichment.states import Action, Reason
-
-REQUEUE_BATCH = 10_000
-
+from enrichment.states import Reason
 
 # Settings of how the work runs, not of what it produces: changing them must not re-queue (and
 # re-embed, at a price) every record of the source.
@@ -195,36 +191,9 @@ def requeue_all(
         ),
         {"source": source, "workspace": workspace},
     ).all()
-    return _enqueue_keys(connection, source, ((r.workspace_id, r.record_key) for r in rows), reason)
-
-
-def _enqueue_keys(
-    connection: Connection,
-    source: str,
-    keys: Iterable[tuple[str, str]],
-    reason: Reason,
-    *,
-    force: bool = True,
-    action: Action = Action.UPDATE,
-) -> int:
-    by_workspace: dict[str, list[str]] = {}
-    for workspace, key in keys:
-        by_workspace.setdefault(workspace, []).append(key)
-    events = [
-        {
-            "workspace_id": workspace,
-            "source": source,
-            "record_ids": ids[start : start + REQUEUE_BATCH],
-            "action": action,
-            "reason": reason,
-            "force": force,
-        }
-        for workspace, ids in by_workspace.items()
-        for start in range(0, len(ids), REQUEUE_BATCH)
-    ]
-    if events:
-        enqueue(connection, events)
-    return sum(len(ids) for ids in by_workspace.values())
+    return enqueue_records(
+        connection, source, ((r.workspace_id, r.record_key) for r in rows), reason
+    )
 
 
 def reembed(
@@ -247,7 +216,7 @@ def reembed(
     )
     rows = connection.execute(text(query), {"workspace": workspace, "ids": ids}).all()
     reason = Reason.MANUAL_REEMBED if force else Reason.INTEGRATION_SYNC
-    return _enqueue_keys(
+    return enqueue_records(
         connection, source.name, ((r.workspace_id, r.record_key) for r in rows), reason, force=force
     )
 
