@@ -21,11 +21,9 @@ from sqlalchemy import Connection, text
 from enrichment import vectors
 from enrichment.clock import Clock, DatabaseClock
 from enrichment.config import SourceConfig
-from enrichment.events import enqueue
+from enrichment.events import enqueue_records
 from enrichment.source_tables import quote
 from enrichment.states import Action, Reason
-
-ENQUEUE_CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -79,25 +77,14 @@ def _enqueue(
     *,
     force: bool = False,
 ) -> int:
-    by_workspace: dict[str, list[str]] = {}
-    for row in rows:
-        by_workspace.setdefault(row.workspace_id, []).append(row.record_key)
-    enqueue(
+    return enqueue_records(
         connection,
-        [
-            {
-                "workspace_id": workspace_id,
-                "source": source,
-                "record_ids": keys[start : start + ENQUEUE_CHUNK],
-                "action": action,
-                "reason": Reason.REPROCESS,
-                "force": force,
-            }
-            for workspace_id, keys in by_workspace.items()
-            for start in range(0, len(keys), ENQUEUE_CHUNK)
-        ],
+        source,
+        ((row.workspace_id, row.record_key) for row in rows),
+        Reason.REPROCESS,
+        force=force,
+        action=action,
     )
-    return len(rows)
 
 
 def delete_vanished_records(connection: Connection, source: SourceConfig) -> int:
@@ -187,3 +174,23 @@ def other_model_tables(connection: Connection) -> list[OtherModelTable]:
             OtherModelTable(table.name, table.model_version, table.state, int(rows), int(records))
         )
     return found
+
+
+def reconcile(
+    connection: Connection,
+    sources: Sequence[SourceConfig],
+    *,
+    freshness_sla_seconds: float,
+    clock: Clock | None = None,
+) -> ReconcileReport:
+    """Every check of this module, in the caller's transaction (fold pending events first:
+    a DELETE still in the events table does not make its vectors orphans yet)."""
+    report = ReconcileReport(orphan_vectors_deleted=delete_orphan_vectors(connection))
+    for source in sources:
+        report.vanished_records[source.name] = delete_vanished_records(connection, source)
+        report.missing_vectors[source.name] = requeue_missing_vectors(connection, source)
+        report.stale_records[source.name] = requeue_stale_records(
+            connection, source, freshness_sla_seconds=freshness_sla_seconds, clock=clock
+        )
+    report.other_model_tables = other_model_tables(connection)
+    return report

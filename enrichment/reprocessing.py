@@ -4,34 +4,37 @@
   they are counted here and worked by the drain that follows;
 - records of a source table the queue has never seen (NULL state: rows that existed before
   the triggers, or whose event was lost) are queued;
+- low-confidence results whose re-check age has passed are queued again (enrichment/rechecks.py);
 - dead letters are only counted: a permanent error needs a person (``enrich retry``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, text
 
 from enrichment.clock import Clock, DatabaseClock
 from enrichment.config import SourceConfig
-from enrichment.events import enqueue
+from enrichment.events import enqueue_records
+from enrichment.rechecks import requeue_due_rechecks
 from enrichment.source_tables import quote, workspace_expression
 from enrichment.states import Action, Reason
-
-ENQUEUE_CHUNK = 1000
 
 
 @dataclass
 class ReprocessReport:
     due_retries: int = 0
     unqueued: dict[str, int] = field(default_factory=dict)
+    rechecks: dict[str, int] = field(default_factory=dict)
     dead_letters: int = 0
 
     def summary(self) -> dict[str, int]:
         return {
             "due_retries": self.due_retries,
             "unqueued_records_queued": sum(self.unqueued.values()),
+            "low_confidence_rechecks_queued": sum(self.rechecks.values()),
             "dead_letters": self.dead_letters,
         }
 
@@ -79,21 +82,34 @@ def queue_unqueued(
         ),
         {"source": source.name, "workspace": workspace, "limit": limit},
     ).all()
-    by_workspace: dict[str, list[str]] = {}
-    for row in rows:
-        by_workspace.setdefault(row.workspace_id, []).append(row.record_key)
-    enqueue(
+    return enqueue_records(
         connection,
-        [
-            {
-                "workspace_id": workspace_id,
-                "source": source.name,
-                "record_ids": keys[start : start + ENQUEUE_CHUNK],
-                "action": Action.CREATE,
-                "reason": Reason.REPROCESS,
-            }
-            for workspace_id, keys in by_workspace.items()
-            for start in range(0, len(keys), ENQUEUE_CHUNK)
-        ],
+        source.name,
+        ((row.workspace_id, row.record_key) for row in rows),
+        Reason.REPROCESS,
+        force=False,
+        action=Action.CREATE,
     )
-    return len(rows)
+
+
+def queue_reprocessing(
+    connection: Connection,
+    sources: Sequence[SourceConfig],
+    *,
+    workspace: str | None = None,
+    clock: Clock | None = None,
+) -> ReprocessReport:
+    """Everything reprocessing brings back, for these sources, in the caller's transaction:
+    counts due retries and dead letters, queues never-seen rows and due re-checks of records a
+    confidence gate held back. Fold pending events first: an event not yet folded is not a
+    lost record."""
+    report = ReprocessReport()
+    report.due_retries, report.dead_letters = count_due_retries(
+        connection, [s.name for s in sources], workspace=workspace, clock=clock
+    )
+    for source in sources:
+        report.unqueued[source.name] = queue_unqueued(connection, source, workspace=workspace)
+        report.rechecks[source.name] = requeue_due_rechecks(
+            connection, clock, source=source.name, workspace=workspace
+        )
+    return report

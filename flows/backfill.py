@@ -10,13 +10,10 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field
-from sqlalchemy import text
 
-from enrichment import vectors
+from enrichment import backfill
 from enrichment.config import SourceConfig
 from enrichment.runner import BatchReport, DrainSteps, Runner
-from enrichment.sources import reembed
-from enrichment.stages.embed import EmbedStage
 from flows.common import (
     RETRIES,
     RETRY_DELAYS,
@@ -43,42 +40,12 @@ def queue_backfill(
     ids: list[str] | None,
     force: bool,
 ) -> int:
-    """Queue the records and fold them at once; returns how many records are due."""
-    with runner.engine.begin() as connection:
-        queued = reembed(connection, source, workspace=workspace, ids=ids, force=force)
-    runner.fold_events()
-    with runner.engine.connect() as connection:
-        due = connection.execute(
-            text(
-                "SELECT count(DISTINCT record_key) FROM enrichment.record_state "
-                "WHERE source = :source AND status IN ('PENDING', 'FAILED') "
-                "AND next_attempt_at IS NOT NULL AND deleted_at IS NULL"
-            ),
-            {"source": source.name},
-        ).scalar_one()
-    return max(int(due), queued if force else 0)
+    return backfill.queue(runner, source, workspace=workspace, ids=ids, force=force)
 
 
 @task(name="activate-vector-table", cache_policy=NO_CACHE)
 def activate_building_table(runner: Runner, source: str) -> str | None:
-    """Switch searches to the source's new table once its backfill is done."""
-    embed = next(
-        (
-            spec.stage
-            for spec in runner.pipelines[source].stages
-            if isinstance(spec.stage, EmbedStage)
-        ),
-        None,
-    )
-    if embed is None:
-        return None
-    table = embed.table
-    with runner.engine.connect() as connection:
-        states = {t.name: t.state for t in vectors.tables(connection)}
-    if states.get(table.name) != "building":
-        return None
-    with runner.engine.begin() as connection:
-        return vectors.activate(connection, table.name).name
+    return backfill.activate_filled_table(runner, source)
 
 
 def _with_progress(steps: DrainSteps, last_stage: str, total: int, artifact: UUID) -> DrainSteps:

@@ -36,28 +36,14 @@ from flows.common import (
 def reconcile(
     config: EnrichConfig, runner: Runner, source: str | None, freshness_sla_seconds: float
 ) -> ReconcileReport:
-    runner.fold_events()  # deletes still in the events table are not orphans yet
-    report = ReconcileReport()
+    runner.fold_events()
     with runner.engine.begin() as connection:
-        report.orphan_vectors_deleted = reconciliation.delete_orphan_vectors(connection)
-        for selected in config.sources:
-            if source is not None and selected.name != source:
-                continue
-            name = selected.name
-            report.vanished_records[name] = reconciliation.delete_vanished_records(
-                connection, selected
-            )
-            report.missing_vectors[name] = reconciliation.requeue_missing_vectors(
-                connection, selected
-            )
-            report.stale_records[name] = reconciliation.requeue_stale_records(
-                connection,
-                selected,
-                freshness_sla_seconds=freshness_sla_seconds,
-                clock=runner.clock,
-            )
-        report.other_model_tables = reconciliation.other_model_tables(connection)
-    return report
+        return reconciliation.reconcile(
+            connection,
+            [s for s in config.sources if source is None or s.name == source],
+            freshness_sla_seconds=freshness_sla_seconds,
+            clock=runner.clock,
+        )
 
 
 def _markdown(summary: dict[str, Any], reclaimed: int, indexed: list[str]) -> str:

@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 
 from enrichment.config import EnrichConfig
-from enrichment.reprocessing import ReprocessReport, count_due_retries, queue_unqueued
+from enrichment.reprocessing import ReprocessReport, queue_reprocessing
 from enrichment.runner import Runner
 from flows.common import (
     RETRIES,
@@ -36,26 +36,22 @@ from flows.common import (
 def find_reprocessing(
     config: EnrichConfig, runner: Runner, source: str | None, workspace: str | None
 ) -> ReprocessReport:
-    """Fold first (an event still waiting is not a lost record), then count and queue."""
     runner.fold_events()
-    selected = [s for s in config.sources if source is None or s.name == source]
-    report = ReprocessReport()
     with runner.engine.begin() as connection:
-        report.due_retries, report.dead_letters = count_due_retries(
-            connection, [s.name for s in selected], workspace=workspace, clock=runner.clock
+        return queue_reprocessing(
+            connection,
+            [s for s in config.sources if source is None or s.name == source],
+            workspace=workspace,
+            clock=runner.clock,
         )
-        for selected_source in selected:
-            report.unqueued[selected_source.name] = queue_unqueued(
-                connection, selected_source, workspace=workspace
-            )
-    return report
 
 
 @flow(
     name="reprocess",
     description=(
         "Queue what would stay incomplete (failed records whose backoff elapsed, records the "
-        "queue never saw) and work it within a time budget; dead letters are counted."
+        "queue never saw, low-confidence results due for a re-check) and work it within a "
+        "time budget; dead letters are counted."
     ),
     log_prints=True,
 )

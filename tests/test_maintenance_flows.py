@@ -122,6 +122,7 @@ def test_reprocess_queues_records_the_queue_never_saw_and_due_retries_then_works
     assert summary["unqueued_records_queued"] == 1
     assert summary["due_retries"] == 1
     assert summary["dead_letters"] == 0
+    assert summary["low_confidence_rechecks_queued"] == 0  # no confidence gate here
     assert "11" in _vector_keys(notes)
     with notes.connect() as connection:
         statuses = connection.execute(
@@ -200,10 +201,18 @@ def test_backfill_redoes_a_workspace_with_progress_to_completion(
     from flows.backfill import backfill_flow
 
     _enrich()
+    with notes.begin() as connection:  # another workspace's new records wait meanwhile
+        connection.execute(
+            text(
+                f"INSERT INTO {TABLE} (id, workspace_id, body) "
+                "SELECT g, 'globex', 'other note ' || g FROM generate_series(101, 103) g"
+            )
+        )
     summary = backfill_flow(source="maint_notes", workspace="acme", batch_size=4)
 
-    assert summary["queued"] == 10
+    assert summary["queued"] == 10  # the workspace's records only: progress ends at 100 %
     assert summary["completed"] == 20  # forced: both stages again, input unchanged or not
+    assert "101" not in _vector_keys(notes)  # the other workspace was left alone
     (progress,) = asyncio.run(_artifacts("backfill-progress"))
     assert json.loads(str(progress.data)) == 100.0
 
