@@ -11,9 +11,7 @@ from __future__ import annotations
 import html
 import inspect
 import logging
-import os
 import smtplib
-import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -27,8 +25,8 @@ from prefect.context import FlowRunContext
 from prefect.events import emit_event
 from prefect.settings import PREFECT_API_URL
 from prefect.utilities.asyncutils import run_coro_as_sync
-from prefect_email import EmailServerCredentials
 
+from quality import smtp
 from quality.alerts import Alert, AlertChange, PendingNotification, Severity, Transition
 from quality.config import ChannelsConfig, EmailChannelConfig
 
@@ -159,53 +157,14 @@ class EmailChannel:
 
     def send(self, notification: Notification) -> None:
         try:
-            server, sender = self._connect()
+            server, sender = smtp.connect(self.config)
             with server:
                 server.send_message(self.message(notification, sender))
-        except ChannelError:
-            raise
+        except smtp.SmtpSetupError as err:
+            raise ChannelError(self.name, str(err)) from err
         except (OSError, smtplib.SMTPException) as err:
-            where = f"block {self.config.block!r}" if self.config.block else self.config.host
+            where = smtp.server_label(self.config)
             raise ChannelError(self.name, f"SMTP via {where} failed: {err}") from err
-
-    def _connect(self) -> tuple[smtplib.SMTP, str]:
-        config = self.config
-        if config.block is not None:
-            credentials = _load_email_block(config.block)
-            sender = config.sender or credentials.username
-            if not sender:
-                raise ChannelError(self.name, f"block {config.block!r} has no username: set sender")
-            return credentials.get_server(), sender
-        assert config.host is not None  # validated: block or host
-        sender = config.sender or config.username or ""
-        server: smtplib.SMTP
-        if config.security == "ssl":
-            server = smtplib.SMTP_SSL(
-                config.host,
-                config.port or 465,
-                timeout=config.timeout_seconds,
-                context=ssl.create_default_context(),
-            )
-        else:
-            server = smtplib.SMTP(config.host, config.port or 587, timeout=config.timeout_seconds)
-            if config.security == "starttls":
-                server.starttls(context=ssl.create_default_context())
-        if config.username:
-            password = os.environ.get(config.password_env)
-            if password is None:
-                server.close()
-                raise ChannelError(
-                    self.name, f"environment variable {config.password_env} (password) is not set"
-                )
-            server.login(config.username, password)
-        return server, sender
-
-
-def _load_email_block(name: str) -> EmailServerCredentials:
-    try:
-        return EmailServerCredentials.load(name)
-    except ValueError as err:
-        raise ChannelError("email", f"no EmailServerCredentials block {name!r}: {err}") from err
 
 
 _APPRISE_TYPES = {

@@ -10,19 +10,17 @@ is not e-mailed.
 
 from __future__ import annotations
 
-import os
 import smtplib
-import ssl
 from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Annotated, Any, Literal
 
-from prefect_email import EmailServerCredentials
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from enrichment.errors import EnrichmentError
+from quality import smtp
 from quality.config import EmailChannelConfig
 from quality.report import RenderedReport
 
@@ -144,55 +142,15 @@ def build_message(rendered: RenderedReport, *, sender: str, to: Sequence[str]) -
     return message
 
 
-def _connect(config: EmailChannelConfig) -> tuple[smtplib.SMTP, str]:
-    if config.block is not None:
-        try:
-            credentials = EmailServerCredentials.load(config.block)
-        except ValueError as err:
-            raise ReportDeliveryError(
-                f"no EmailServerCredentials block {config.block!r}: {err}"
-            ) from err
-        sender = config.sender or credentials.username
-        if not sender:
-            raise ReportDeliveryError(
-                f"block {config.block!r} has no username: set ENRICH_SMTP_FROM (the sender)"
-            )
-        return credentials.get_server(), sender
-    assert config.host is not None  # validated: a block or a host
-    server: smtplib.SMTP
-    if config.security == "ssl":
-        server = smtplib.SMTP_SSL(
-            config.host,
-            config.port or 465,
-            timeout=config.timeout_seconds,
-            context=ssl.create_default_context(),
-        )
-    else:
-        default = 587 if config.security == "starttls" else 25
-        server = smtplib.SMTP(config.host, config.port or default, timeout=config.timeout_seconds)
-        if config.security == "starttls":
-            server.starttls(context=ssl.create_default_context())
-    if config.username:
-        password = os.environ.get(config.password_env)
-        if password is None:
-            server.close()
-            raise ReportDeliveryError(
-                f"SMTP user {config.username!r} is set but {config.password_env} is not"
-            )
-        server.login(config.username, password)
-    return server, config.sender or config.username or ""
-
-
 def send_report(rendered: RenderedReport, config: EmailChannelConfig) -> EmailMessage:
     """Send the report to ``config.to``; returns the message sent."""
-    where = f"block {config.block!r}" if config.block else f"{config.host}"
     try:
-        server, sender = _connect(config)
+        server, sender = smtp.connect(config)
         with server:
             message = build_message(rendered, sender=sender, to=config.to)
             server.send_message(message)
-    except ReportDeliveryError:
-        raise
+    except smtp.SmtpSetupError as err:
+        raise ReportDeliveryError(str(err)) from err
     except (OSError, smtplib.SMTPException) as err:
-        raise ReportDeliveryError(f"SMTP via {where} failed: {err}") from err
+        raise ReportDeliveryError(f"SMTP via {smtp.server_label(config)} failed: {err}") from err
     return message
