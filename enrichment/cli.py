@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -486,7 +487,8 @@ def run(
 ) -> None:
     """Drain the queue now, in this process (no Prefect): every stage, batch by batch."""
     _, runner = load_runner(get_settings(), get_engine())
-    with EventListener(libpq_url(database_url())) as listener:
+    with contextlib.ExitStack() as stack:
+        listener = stack.enter_context(EventListener(libpq_url(database_url()))) if wait else None
         report = runner.drain(
             sources=source,
             stages=stage,
@@ -494,7 +496,7 @@ def run(
             batch_size=batch_size,
             time_budget=time_budget,
             max_records=max_records,
-            wait_for_events=listener.wait if wait else None,
+            wait_for_events=listener.wait if listener else None,
         )
     _print_json(report.summary())
 

@@ -9,7 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +28,7 @@ from enrichment import capture, vectors
 from enrichment.config import load_config
 from enrichment.errors import InvalidInput
 from enrichment.settings import get_settings
+from tests.helpers import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -97,15 +97,6 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     home = tmp_path_factory.mktemp("prefect-home")
@@ -132,7 +123,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
             return False
 
     try:
-        _wait(healthy, 120, "the Prefect server")
+        wait_for(healthy, 120, "the Prefect server")
         yield {key: env[key] for key in ("PREFECT_HOME", "PREFECT_API_URL")}
     finally:
         server.terminate()
@@ -273,7 +264,7 @@ def test_enrich_serve_runs_an_ad_hoc_run_without_a_worker(
             except Exception:
                 return False
 
-        _wait(registered, 120, "the served deployment")
+        wait_for(registered, 120, "the served deployment")
         run = asyncio.run(
             _run_deployment(
                 prefect_server["PREFECT_API_URL"],
@@ -286,7 +277,7 @@ def test_enrich_serve_runs_an_ad_hoc_run_without_a_worker(
             state = asyncio.run(_flow_run_state(prefect_server["PREFECT_API_URL"], run.id))
             return bool(state and state.is_final())
 
-        _wait(finished, 240, "the served run")
+        wait_for(finished, 240, "the served run")
         state = asyncio.run(_flow_run_state(prefect_server["PREFECT_API_URL"], run.id))
     finally:
         served.terminate()
