@@ -1,8 +1,8 @@
 """AI stages on the local backends: classification quality and records/s per stage.
 
-1. **Quality on the held-out set**: the fulfilment demo's classifier (deployments/
-   fulfilment.yaml: its labels, its temperature fitted on deployments/fulfilment-calibration.
-   jsonl) on tests/data/exceptions_eval.jsonl (300 hand-written descriptions, 60 per type):
+1. **Quality on the held-out set**: the fulfilment demo's classifier (enrich.yaml:
+   its labels, its temperature fitted on deployments/fulfilment-calibration.jsonl) on
+   tests/data/exceptions_eval.jsonl (300 hand-written descriptions, 60 per type):
    accuracy, macro-F1, expected calibration error, accuracy above and below the gate
    (min_confidence), the reliability bins.
 2. **The demo pipeline**: ``--records`` generated fulfilment exceptions (enrichment.fulfilment,
@@ -53,7 +53,7 @@ from enrichment.runner import Runner
 from enrichment.settings import Settings
 from enrichment.sources import build_pipelines, reembed, sync
 
-DEMO = REPO / "deployments" / "fulfilment.yaml"
+DEMO = REPO / "enrich.yaml"
 EVALUATION = REPO / "tests" / "data" / "exceptions_eval.jsonl"
 STAGES = ("context", "classify", "resolve", "summarize", "chunk", "embed")
 

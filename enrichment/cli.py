@@ -790,24 +790,34 @@ def _moment(option: str, value: str | None) -> datetime | None:
 @app.command("demo")
 def demo(
     records: Annotated[
-        int, typer.Option(min=1, max=1_000_000, help="Demo records to generate.")
-    ] = 300,
-    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Records per batch.")] = 100,
+        int, typer.Option(min=1, max=1_000_000, help="Fulfilment exceptions to seed.")
+    ] = 1000,
+    workspaces: Annotated[int, typer.Option(min=1, max=100, help="Merchants.")] = 4,
+    seed: Annotated[int, typer.Option(help="The same seed gives the same exceptions.")] = 7,
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Records per batch.")] = 64,
 ) -> None:
-    """Seed the demo source, run the enrich flow once (Prefect), print the queue status."""
+    """Seed the fulfilment demo, run the shipped pipeline once (a Prefect flow), print what came
+    of it: labels against the ground truth, redactions, summaries, the queue status."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from enrichment.demo import SOURCE
+    from rich.markdown import Markdown
+
+    from enrichment.fulfilment.outcome import SOURCE, DemoOutcome
     from flows.demo import demo_flow
 
-    summary = demo_flow(records=records, batch_size=batch_size)
+    summary = demo_flow(records=records, workspaces=workspaces, seed=seed, batch_size=batch_size)
     status(source=SOURCE, as_json=False)
-    vectors_list(as_json=False)
+    console.print()
+    result = DemoOutcome.from_json(summary["outcome"])
+    console.print(Markdown(result.render()))
     if summary["dead_lettered"]:
         failures(source=SOURCE, stage=None, error_type=None, limit=5, as_json=False)
         console.print("`enrich failures` lists every dead letter; `enrich retry` requeues them.")
+    workspace = result.samples[0].workspace_id if result.samples else "WORKSPACE"
     console.print(
-        "Change a note (UPDATE enrichment_demo.notes ...; `enrich db url` for psql) and run "
-        "`enrich run`: only what changed is embedded again."
+        '\nNext: `enrich search "parcel stuck in customs" --workspace '
+        f"{workspace}` finds exceptions by meaning; `enrich rechecks` lists what the "
+        "gate holds back; change a row (UPDATE fulfilment.exceptions ...; `enrich db url` for "
+        "psql) and `enrich run` enriches only what changed."
     )
 
 

@@ -126,7 +126,7 @@ def test_a_calibration_file_is_read_from_the_configuration_files_directory(
 
 
 def test_the_demo_configuration_is_valid() -> None:
-    config = load_config(REPO / "deployments" / "fulfilment.yaml")
+    config = load_config(REPO / "enrich.yaml")
 
     kinds = [s.kind for s in config.sources[0].stages]
     assert kinds == ["redact", "context", "classify", "resolve", "summarize", "chunk", "embed"]

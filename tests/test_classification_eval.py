@@ -1,4 +1,4 @@
-"""The local classifier of the fulfilment demo (deployments/fulfilment.yaml: its labels, and its
+"""The local classifier of the fulfilment demo (enrich.yaml: its labels, and its
 temperature fitted on deployments/fulfilment-calibration.jsonl) on a held-out evaluation set of
 300 hand-written exception descriptions (tests/data/exceptions_eval.jsonl, 60 per type; none is
 in the calibration set). Accuracy, macro-F1 and how confidence relates to correctness.
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 EVALUATION = REPO / "tests" / "data" / "exceptions_eval.jsonl"
-DEMO = REPO / "deployments" / "fulfilment.yaml"
+DEMO = REPO / "enrich.yaml"
 OFF_TOPIC = [
     "Hello there, nice weather today.",
     "Please find attached the quarterly marketing report.",

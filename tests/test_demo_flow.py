@@ -1,5 +1,6 @@
-"""The demo flow (what `make demo` runs) end to end under a real, temporary Prefect API, with
-the shipped enrich.yaml and the real packaged model."""
+"""The demo (what `make demo` runs) end to end under a real, temporary Prefect API, with the
+shipped enrich.yaml (the fulfilment demo) and the real packaged model: `enrich demo` as a
+person runs it, then the demo flow again, as an ad hoc run from the UI would."""
 
 from __future__ import annotations
 
@@ -8,14 +9,19 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
+from typer.testing import CliRunner
 
-from enrichment import demo, vectors
+from enrichment import cli, vectors
+from enrichment.fulfilment import truth
+from enrichment.fulfilment.outcome import SOURCE, DemoOutcome, outcome
 from enrichment.settings import get_settings
 from enrichment.status import queue_status
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
+RECORDS = 40
+STAGES = ("redact", "context", "classify", "resolve", "summarize", "chunk", "embed")
 
 
 @pytest.fixture
@@ -26,35 +32,81 @@ def demo_database(
     monkeypatch.setenv("ENRICH_CONFIG", str(REPO / "enrich.yaml"))
     get_settings.cache_clear()
     with db.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA IF EXISTS {demo.SCHEMA} CASCADE"))
+        connection.execute(text("DROP SCHEMA IF EXISTS fulfilment CASCADE"))
     yield db
+    with db.begin() as connection:
+        connection.execute(text("DROP SCHEMA IF EXISTS fulfilment CASCADE"))
     get_settings.cache_clear()
 
 
-def test_demo_flow_embeds_every_note_and_a_rerun_embeds_nothing_again(
+def stored_keys(engine: Engine) -> dict[str, int]:
+    """Record key -> chunks stored for it in the active vector table."""
+    with engine.connect() as connection:
+        table = vectors.active_table(connection)
+        assert table is not None
+        return dict(
+            connection.execute(
+                text(
+                    f"SELECT record_key, count(*) FROM {table.qualified} WHERE source = :source "
+                    "GROUP BY 1"
+                ),
+                {"source": SOURCE},
+            ).all()
+        )
+
+
+def test_enrich_demo_enriches_every_exception_and_shows_the_outcome(
+    demo_database: Engine, prefect_api: str
+) -> None:
+    result = CliRunner().invoke(
+        cli.app, ["demo", "--records", str(RECORDS), "--workspaces", "3", "--batch-size", "16"]
+    )
+
+    assert result.exit_code == 0, result.output
+    with demo_database.connect() as connection:
+        found = outcome(connection, gate=0.6)
+        expected = truth(connection)
+        stages = {s.stage: s for s in queue_status(connection, source=SOURCE).stages}
+    assert found.exceptions == RECORDS and found.pending == 0 and found.dead_lettered == 0
+    assert found.enriched + found.gated == RECORDS and found.enriched > found.gated
+    assert found.labelled == RECORDS and found.labels_right >= 0.7 * RECORDS
+    assert found.labels_right == sum(
+        1 for sample_id, label in expected.items() if label == _label(demo_database, sample_id)
+    )
+    assert found.redactions.get("EMAIL", 0) > 0  # the messages' e-mail addresses
+    assert set(stages) == set(STAGES)
+    assert all(s.backlog == 0 and s.in_progress == 0 for s in stages.values())
+    # What the person reads: the outcome, a sample with its summary, where to go next.
+    assert f"{RECORDS} exceptions" in result.output
+    assert "Labels against the generator's ground truth" in result.output
+    assert found.samples and found.samples[0].summary
+    assert str(found.samples[0].id) in result.output
+    assert "enrich search" in result.output
+    assert "Traceback" not in result.output
+    # Every enriched exception is searchable; a gated one has no vectors yet.
+    stored = stored_keys(demo_database)
+    assert len(stored) == found.enriched
+
+
+def test_the_demo_flow_run_again_reseeds_and_leaves_nothing_incomplete(
     demo_database: Engine, prefect_api: str
 ) -> None:
     from flows.demo import demo_flow
 
-    first = demo_flow(records=40, batch_size=16)
-    again = demo_flow(records=40, batch_size=16)
+    first = demo_flow(records=RECORDS, workspaces=2, batch_size=32)
+    again = demo_flow(records=RECORDS, workspaces=2, batch_size=32)
 
-    assert first["completed"] == 40 * 3 and first["dead_lettered"] == 0
-    with demo_database.connect() as connection:
-        stages = {s.stage: s for s in queue_status(connection, source=demo.SOURCE).stages}
-        table = vectors.active_table(connection)
-        assert table is not None
-        per_workspace = dict(
-            connection.execute(
-                text(
-                    f"SELECT workspace_id, count(DISTINCT record_key) FROM {table.qualified} "
-                    "GROUP BY 1"
-                )
-            ).all()
-        )
-    assert [stages[name].completed for name in ("context", "chunk", "embed")] == [40, 40, 40]
-    assert all(s.backlog == 0 and s.in_progress == 0 for s in stages.values())
-    assert per_workspace == {"acme": 13, "globex": 14, "initech": 13}
-    # The second run re-created the same notes: their input is unchanged, nothing re-embedded.
-    assert again["unchanged"] == 40
-    assert again["completed"] == 40  # the context stage only
+    for run in (first, again):
+        assert run["dead_lettered"] == 0 and run["failed"] == 0
+        found = DemoOutcome.from_json(run["outcome"])
+        assert found.exceptions == RECORDS and found.pending == 0
+        assert found.to_json() == run["outcome"]
+    # The re-seeded rows replaced the old ones: one set of vectors per enriched exception.
+    assert len(stored_keys(demo_database)) == DemoOutcome.from_json(again["outcome"]).enriched
+
+
+def _label(engine: Engine, exception_id: int) -> str | None:
+    with engine.connect() as connection:
+        return connection.execute(
+            text("SELECT ai_label FROM fulfilment.exceptions WHERE id = :id"), {"id": exception_id}
+        ).scalar_one()

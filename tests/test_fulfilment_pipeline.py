@@ -1,4 +1,4 @@
-"""The shipped demo configuration (deployments/fulfilment.yaml) over generated fulfilment data
+"""The shipped demo configuration (enrich.yaml) over generated fulfilment data
 (enrichment.fulfilment): context → classify → resolve → summarize → chunk → embed on the local
 model, with write-back to fulfilment.exceptions.ai_*. Every exception ends enriched or visibly
 gated; the written columns agree with the recorded outputs; the labels agree with the
@@ -38,7 +38,7 @@ def demo(engine: Engine) -> Iterator[tuple[Engine, EnrichConfig, RunReport]]:
             )
         )
     seed(engine, records=RECORDS, workspaces=3, seed=11)
-    config = load_config(REPO / "deployments" / "fulfilment.yaml")
+    config = load_config(REPO / "enrich.yaml")
     source = config.sources[0]
     pipelines = build_pipelines(engine, config, Settings())
     sync(engine, config, pipelines)
