@@ -24,8 +24,9 @@ import pytest
 from numpy.typing import NDArray
 from onnx import numpy_helper
 from sqlalchemy import Engine, text
+from typer.testing import CliRunner
 
-from enrichment import vectors
+from enrichment import cli, vectors
 from enrichment.config import ConfigError, LocalEmbedding, parse_config
 from enrichment.embedders import Embedder, Vector
 from enrichment.embedders.local import (
@@ -46,7 +47,7 @@ from enrichment.embedders.onnx_cache import (
 from enrichment.embedders.onnx_verification import TOLERANCE, ModelVerificationFailed
 from enrichment.errors import InvalidInput
 from enrichment.runner import Runner
-from enrichment.settings import Settings
+from enrichment.settings import Settings, get_settings
 from enrichment.sources import build_embedder, build_pipelines, config_hash, sync
 from tests.helpers import send
 
@@ -627,3 +628,35 @@ def test_a_refused_export_stops_the_run_and_fails_no_record(
         ("context", "COMPLETED", 2),
         ("embed", "IN_PROGRESS", 2),
     ]
+
+
+# --- command line -----------------------------------------------------------------------------
+
+
+def test_enrich_embedders_prepare_exports_and_reports_the_verification(
+    onnx_embedder: OnnxEmbedder, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _source({"provider": "local", "backend": "onnx"})
+    config["sources"].append(  # type: ignore[attr-defined]
+        {**config["sources"][0], "name": "plain", "stages": ["context", "embed"]}  # type: ignore[index]
+    )
+    path = tmp_path / "enrich.yaml"
+    path.write_text(json.dumps(config))  # JSON is YAML
+    monkeypatch.setenv("ENRICH_CONFIG", str(path))
+    monkeypatch.setenv("ENRICH_DATA_DIR", str(data_dir))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli.app, ["embedders", "prepare", "--json"])
+    finally:
+        get_settings.cache_clear()
+
+    assert result.exit_code == 0, result.output
+    onnx_row, torch_row = json.loads(result.output)
+    assert onnx_row["model_version"] == onnx_embedder.model_version
+    assert onnx_row["directory"] == str(onnx_embedder.export().directory)
+    assert 1.0 - onnx_row["here"]["min_cosine"] <= 1e-4
+    assert torch_row == {
+        "source": "plain",
+        "backend": "torch",
+        "model_version": onnx_embedder.model_version.replace("/onnx", "/torch"),
+    }
