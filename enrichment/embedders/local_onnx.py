@@ -142,9 +142,18 @@ class OnnxEmbedder:
     def cache_dir(self) -> Path:
         return self._cache_dir
 
+    @property
+    def export_directory(self) -> Path:
+        """Where the export this embedder serves is (or will be) cached."""
+        return export_dir(self._cache_dir.resolve(), self._model, self._backend)
+
     def export(self) -> ExportedModel:
         """The verified export this embedder serves (exported now if needed)."""
         return self._load()[0]
+
+    def encoder(self) -> OnnxEncoder:
+        """The loaded model alone (what ``embed`` calls, without the vector checks)."""
+        return self._load()[1]
 
     @property
     def verification(self) -> Verification:
