@@ -39,13 +39,14 @@ from enrichment.embedders.onnx_cache import (
     MANIFEST_FILE,
     MODEL_FILE,
     ExportedModel,
+    ModelExportFailed,
     export_dir,
     model_cache_dir,
     prepare,
     read_export,
 )
 from enrichment.embedders.onnx_verification import TOLERANCE, ModelVerificationFailed
-from enrichment.errors import InvalidInput
+from enrichment.errors import EnrichmentError, InvalidInput
 from enrichment.runner import Runner
 from enrichment.settings import Settings, get_settings
 from enrichment.sources import build_embedder, build_pipelines, config_hash, sync
@@ -355,6 +356,19 @@ def test_an_export_that_does_not_reproduce_torch_is_refused_and_not_cached(
 
     cached = model_cache_dir(tmp_path, model)
     assert [p.name for p in cached.iterdir()] == [".lock"]  # no export, no temporary files
+
+
+def test_an_export_that_fails_stops_with_the_cause_and_caches_nothing(
+    model: LocalModel, tmp_path: Path
+) -> None:
+    def broken_export(model_: LocalModel, destination: Path) -> None:
+        raise RuntimeError("exporter crashed")
+
+    with pytest.raises(ModelExportFailed, match="RuntimeError: exporter crashed") as failed:
+        prepare(model, "onnx", tmp_path, exporter=broken_export)
+
+    assert isinstance(failed.value, EnrichmentError)  # stops a run, fails no record
+    assert [p.name for p in model_cache_dir(tmp_path, model).iterdir()] == [".lock"]
 
 
 def _tampered_copy(exported: ExportedModel, cache_dir: Path, model: LocalModel) -> Path:

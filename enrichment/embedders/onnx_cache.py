@@ -55,6 +55,7 @@ from enrichment.embedders.onnx_verification import (
     Verification,
     verify,
 )
+from enrichment.errors import EnrichmentError
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,11 @@ EXPORT_REVISION: Final = 1  # bump when the export recipe changes what is export
 MODEL_FILE: Final = "model.onnx"
 REFERENCE_FILE: Final = "probe-reference.npy"
 MANIFEST_FILE: Final = "manifest.json"
+
+
+class ModelExportFailed(EnrichmentError):
+    """The model could not be exported (or quantized): a fault of the installation, not of the
+    records, so it stops the run instead of failing them."""
 
 
 @dataclass(frozen=True)
@@ -203,10 +209,16 @@ def _prepare_locked(
     work = target.with_name(f".tmp-{backend}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     work.mkdir(parents=True)
     try:
-        if float_export is None:
-            details = _export_float(model, work, exporter)
-        else:
-            details = _quantize(float_export, work)
+        try:
+            if float_export is None:
+                details = _export_float(model, work, exporter)
+            else:
+                details = _quantize(float_export, work)
+        except Exception as err:
+            raise ModelExportFailed(
+                f"could not export {model.version(backend)} from {model.path}: "
+                f"{type(err).__name__}: {err}; use backend torch"
+            ) from err
         exported = _finish(model, backend, work, details)
         _publish(work, target)
     except BaseException:
