@@ -63,9 +63,9 @@ def config_hash(source: SourceConfig) -> str:
     dumped = source.model_dump(mode="json", exclude=_HOW_IT_RUNS)
     for stage in dumped["stages"]:
         embedding = stage.get("embedding") or {}
-        # torch was the only runtime before `backend` existed: left out, the hashes of
-        # existing sources stay the same (an upgrade re-queues nothing), while any other
-        # backend, or another default one day, changes the hash and re-embeds.
+        # torch was the only runtime before `backend` existed: left out, a source that says
+        # `backend: torch` keeps the hash it had then (and its vectors), while any other
+        # backend, the default onnx included, changes the hash and re-embeds.
         if embedding.get("backend") == "torch":
             del embedding["backend"]
     return hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()[:16]

@@ -49,7 +49,7 @@ from enrichment.embedders.onnx_verification import TOLERANCE, ModelVerificationF
 from enrichment.errors import EnrichmentError, InvalidInput
 from enrichment.runner import Runner
 from enrichment.settings import Settings, get_settings
-from enrichment.sources import build_embedder, build_pipelines, config_hash, sync
+from enrichment.sources import _HOW_IT_RUNS, build_embedder, build_pipelines, config_hash, sync
 from tests.helpers import send
 
 pytestmark = pytest.mark.slow
@@ -530,8 +530,8 @@ def _source(embedding: dict[str, object] | None = None) -> dict[str, object]:
     }
 
 
-def test_backend_defaults_to_torch_and_an_unknown_one_is_rejected_with_its_key_path() -> None:
-    assert LocalEmbedding().backend == "torch"
+def test_backend_defaults_to_onnx_and_an_unknown_one_is_rejected_with_its_key_path() -> None:
+    assert LocalEmbedding().backend == "onnx"
 
     with pytest.raises(ConfigError, match=r"sources\[0\]\.stages\[1\]\.embedding\.backend"):
         parse_config(_source({"provider": "local", "backend": "tensorflow"}))
@@ -543,18 +543,27 @@ def test_build_embedder_serves_onnx_backends_from_the_data_directory(tmp_path: P
     assert isinstance(embedder, OnnxEmbedder)
     assert embedder.backend == "onnx-int8"
     assert embedder.cache_dir == tmp_path / "models"
-    assert isinstance(build_embedder(LocalEmbedding()), SentenceTransformerEmbedder)
+    assert isinstance(build_embedder(LocalEmbedding(), data_dir=tmp_path), OnnxEmbedder)
+    assert isinstance(build_embedder(LocalEmbedding(backend="torch")), SentenceTransformerEmbedder)
 
 
-def test_an_explicit_torch_backend_keeps_the_config_hash_and_another_backend_changes_it() -> None:
-    implicit = config_hash(parse_config(_source()).sources[0])
-    explicit = config_hash(
-        parse_config(_source({"provider": "local", "backend": "torch"})).sources[0]
-    )
-    onnx_ = config_hash(parse_config(_source({"provider": "local", "backend": "onnx"})).sources[0])
+def test_onnx_backends_default_to_the_cpu_without_onnxruntime_cuda(tmp_path: Path) -> None:
+    expected = "cuda" if "CUDAExecutionProvider" in onnxruntime.get_available_providers() else "cpu"
 
-    assert implicit == explicit
-    assert onnx_ != implicit
+    assert OnnxEmbedder(cache_dir=tmp_path).device == expected
+
+
+def test_a_torch_backend_hashes_as_before_the_setting_existed_and_onnx_differs() -> None:
+    torch_source = parse_config(_source({"provider": "local", "backend": "torch"})).sources[0]
+    # What config_hash hashed before `backend` existed: the same dump without the key.
+    dumped = torch_source.model_dump(mode="json", exclude=_HOW_IT_RUNS)
+    del dumped["stages"][1]["embedding"]["backend"]
+    before = hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()[:16]
+    default = config_hash(parse_config(_source()).sources[0])
+    explicit_onnx = parse_config(_source({"provider": "local", "backend": "onnx"})).sources[0]
+
+    assert config_hash(torch_source) == before
+    assert default == config_hash(explicit_onnx) != before
 
 
 # --- in the pipeline ------------------------------------------------------------------------------
@@ -595,13 +604,13 @@ def _tables(db: Engine) -> dict[str, tuple[str, str, int]]:
 def test_switching_backend_re_embeds_into_a_new_table_while_the_torch_one_serves(
     notes: Engine, onnx_embedder: OnnxEmbedder, data_dir: Path
 ) -> None:
-    runner = _runner(notes, _source(), data_dir)
+    runner = _runner(notes, _source({"provider": "local", "backend": "torch"}), data_dir)
     send(notes, "notes", ["1", "2"], "CREATE", workspace="acme")
     send(notes, "notes", ["3"], "CREATE", workspace="globex")
     runner.drain()
 
-    switched = _source({"provider": "local", "backend": "onnx"})
-    _runner(notes, switched, data_dir).drain()  # the configuration changed: all re-queued
+    # The default backend (onnx): the configuration changed, every record is re-queued.
+    _runner(notes, _source(), data_dir).drain()
 
     tables = _tables(notes)
     assert {backend: (state, rows) for backend, (_, state, rows) in tables.items()} == {
@@ -652,7 +661,14 @@ def test_enrich_embedders_prepare_exports_and_reports_the_verification(
 ) -> None:
     config = _source({"provider": "local", "backend": "onnx"})
     config["sources"].append(  # type: ignore[attr-defined]
-        {**config["sources"][0], "name": "plain", "stages": ["context", "embed"]}  # type: ignore[index]
+        {  # type: ignore[index]
+            **config["sources"][0],  # type: ignore[index]
+            "name": "plain",
+            "stages": [
+                "context",
+                {"embed": {"embedding": {"provider": "local", "backend": "torch"}}},
+            ],
+        }
     )
     path = tmp_path / "enrich.yaml"
     path.write_text(json.dumps(config))  # JSON is YAML

@@ -43,6 +43,13 @@ def default_cache_dir() -> Path:
     return get_settings().data_dir / "models"
 
 
+def default_device() -> str:
+    """``"cuda"`` where onnxruntime has its CUDA provider (onnxruntime-gpu), else ``"cpu"``."""
+    import onnxruntime
+
+    return "cuda" if "CUDAExecutionProvider" in onnxruntime.get_available_providers() else "cpu"
+
+
 def check_device(device: str) -> None:
     """``cpu`` always; ``cuda`` only where onnxruntime was built with its CUDA provider."""
     if device == "cpu":
@@ -102,7 +109,7 @@ class OnnxEmbedder:
         path, name = resolve_model(model_path, model_name)
         self._model = describe_model(path, name)
         self._backend: OnnxBackend = backend
-        self._device = device or "cpu"
+        self._device = device or default_device()
         check_device(self._device)
         self._batch_size = batch_size
         self._cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
