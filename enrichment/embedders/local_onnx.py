@@ -2,9 +2,8 @@
 
 Same model, same tokenizer, same pooling as :class:`SentenceTransformerEmbedder`, but the
 transformer runs as an ONNX graph (exported once per model version, see
-
-:mod:`enrichment.embedders.onnx_cache`), which on a CPU embeds several times as many texts per
-second as PyTorch. ``onnx`` gives PyTorch's vectors (verified: every probe within 1e-4 cosine);
+:mod:`enrichment.embedders.onnx_cache`), which on a CPU embeds about 2.5 times as many texts per
+second as PyTorch (onnx-int8: about 4 times). ``onnx`` gives PyTorch's vectors (verified: every probe within 1e-4 cosine);
 ``onnx-int8`` gives approximate ones, faster still.
 
 The backend is part of the model version (``all-MiniLM-L6-v2@<hash>/onnx``), so its vectors go
