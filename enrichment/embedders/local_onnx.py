@@ -2,9 +2,9 @@
 
 Same model, same tokenizer, same pooling as :class:`SentenceTransformerEmbedder`, but the
 transformer runs as an ONNX graph (exported once per model version, see
-:mod:`enrichment.embedders.onnx_cache`), which on a CPU embeds about 2.5 times as many texts per
-second as PyTorch (onnx-int8: about 4 times). ``onnx`` gives PyTorch's vectors (verified: every probe within 1e-4 cosine);
-``onnx-int8`` gives approximate ones, faster still.
+:mod:`enrichment.embedders.onnx_cache`), which on a CPU takes about half PyTorch's time for
+short texts (onnx-int8: about a quarter). ``onnx`` gives PyTorch's vectors (verified: every
+probe within 1e-4 cosine); ``onnx-int8`` gives approximate ones.
 
 The backend is part of the model version (``all-MiniLM-L6-v2@<hash>/onnx``), so its vectors go
 to their own table and never mix with another backend's: switching backend is a re-embed
