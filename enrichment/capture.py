@@ -15,9 +15,8 @@ from __future__ import annotations
 from sqlalchemy import Connection, text
 
 from enrichment.config import RelatedEntity, SourceConfig
+from enrichment.notifications import NOTIFY_CHANNEL
 from enrichment.source_tables import check_source, literal, quote, workspace_expression
-
-NOTIFY_CHANNEL = "enrichment_events"
 
 # Every trigger and function installed for a source, whatever configuration installed them:
 # relations since removed or made insignificant must stop capturing too.

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,15 +17,31 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from enrichment import capture, embedded, migrate, vectors
-from enrichment.config import EnrichConfig, SourceConfig, load_config
-from enrichment.database import database_url, get_engine
-from enrichment.errors import EnrichmentError
+from enrichment.config import (
+    EnrichConfig,
+    LocalEmbedding,
+    OpenAIEmbedding,
+    SourceConfig,
+    load_config,
+)
+from enrichment.database import database_url, get_engine, libpq_url
+from enrichment.embedders.base import Embedder
+from enrichment.errors import EnrichmentError, InvalidInput
 from enrichment.events import enqueue, parse_event
+from enrichment.notifications import EventListener
 from enrichment.queue import Queue
+from enrichment.search import MAX_K, Searcher, SearchFilters, SearchMode, SearchQuery
 from enrichment.settings import get_settings
-from enrichment.sources import build_pipelines, load_runner, reembed, sync
+from enrichment.sources import build_embedder, build_pipelines, load_runner, reembed, sync
 from enrichment.states import Action, Reason
 from enrichment.status import queue_status
+from quality import alerts as quality_alerts
+from quality.config import MonitoringConfig
+from quality.config import metric_options as monitoring_metric_options
+from quality.health import configured_embedders, run_health
+from quality.metrics import MetricOptions, Scope, compute_metrics
+from quality.prometheus import PipelineCollector
+from quality.prometheus import serve as serve_metrics
 
 app = typer.Typer(
     help="Staged enrichment of PostgreSQL records into pgvector.",
@@ -48,6 +66,12 @@ embedders_app = typer.Typer(
     help="Local embedding models: the ONNX exports of the onnx backends.", no_args_is_help=True
 )
 app.add_typer(embedders_app, name="embedders")
+metrics_app = typer.Typer(
+    help="Monitoring metrics: show them, or serve them to Prometheus.", no_args_is_help=True
+)
+alerts_app = typer.Typer(help="Threshold alerts and their state.", no_args_is_help=True)
+app.add_typer(metrics_app, name="metrics")
+app.add_typer(alerts_app, name="alerts")
 
 # Piped output (logs, CI) is not cut to 80 columns; a terminal keeps its own width.
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -256,6 +280,48 @@ def retry(
     console.print(f"requeued {count} dead letters")
 
 
+@app.command("rechecks")
+def rechecks(
+    source: SourceOption = None,
+    workspace: Annotated[str | None, typer.Option(help="Only this workspace.")] = None,
+    requeue: Annotated[
+        bool, typer.Option("--requeue", help="Re-queue the records whose re-check is due.")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="At most this many.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Records a confidence gate holds back, with their next re-check (or none left)."""
+    from enrichment.rechecks import gated_records, requeue_due_rechecks
+
+    if requeue:
+        with get_engine().begin() as connection:
+            count = requeue_due_rechecks(
+                connection, source=source, workspace=workspace, limit=limit
+            )
+        console.print(f"re-queued {count} records whose re-check was due")
+        return
+    with get_engine().connect() as connection:
+        held = gated_records(connection, source=source, workspace=workspace, limit=limit)
+    if as_json:
+        _print_json([record.__dict__ for record in held])
+        return
+    table = Table(title=f"Gated records ({len(held)} shown)", box=box.SIMPLE_HEAD)
+    for column in ("source", "stage", "record", "workspace", "re-checks", "next re-check"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("reason", ratio=1, min_width=24, overflow="fold")
+    for record in held:
+        table.add_row(
+            record.source,
+            record.stage,
+            record.record_key,
+            record.workspace_id,
+            f"{record.rechecks}/{record.max_rechecks}",
+            record.due_at.strftime("%m-%d %H:%M") if record.due_at else "none left",
+            record.reason,
+        )
+    console.print(table)
+
+
 @events_app.command("add")
 def events_add(
     source: Annotated[str, typer.Option(help="Source the records belong to.")],
@@ -416,17 +482,26 @@ def run(
     max_records: Annotated[
         int | None, typer.Option(min=1, help="Stop after this many claims.")
     ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="With --time-budget: when idle, wait for new events until it ends."
+        ),
+    ] = False,
 ) -> None:
     """Drain the queue now, in this process (no Prefect): every stage, batch by batch."""
     _, runner = load_runner(get_settings(), get_engine())
-    report = runner.drain(
-        sources=source,
-        stages=stage,
-        workspace=workspace,
-        batch_size=batch_size,
-        time_budget=time_budget,
-        max_records=max_records,
-    )
+    with contextlib.ExitStack() as stack:
+        listener = stack.enter_context(EventListener(libpq_url(database_url()))) if wait else None
+        report = runner.drain(
+            sources=source,
+            stages=stage,
+            workspace=workspace,
+            batch_size=batch_size,
+            time_budget=time_budget,
+            max_records=max_records,
+            wait_for_events=listener.wait if listener else None,
+        )
     _print_json(report.summary())
 
 
@@ -500,6 +575,265 @@ def embedders_prepare(source: SourceOption = None, as_json: JsonOption = False) 
         )
 
 
+# --- monitoring: health, metrics, alerts ---------------------------------------------------------
+
+
+def _optional_config() -> EnrichConfig | None:
+    """The configuration file when there is one (validated); None without it."""
+    path = get_settings().config_path
+    return load_config(path) if path.exists() else None
+
+
+def _metric_options(config: EnrichConfig | None, window_minutes: float | None) -> MetricOptions:
+    monitoring = config.monitoring if config is not None else MonitoringConfig()
+    if window_minutes is not None:
+        monitoring = monitoring.model_copy(update={"window_minutes": window_minutes})
+    return monitoring_metric_options(monitoring, config, get_settings().retry_delays)
+
+
+WindowOption = Annotated[
+    float | None,
+    typer.Option("--window-minutes", min=1, help="Window of rates and latencies (default 60)."),
+]
+
+
+@app.command("health")
+def health(
+    as_json: JsonOption = False,
+    stall_minutes: Annotated[
+        float, typer.Option(min=1, help="A backlog this old with nothing finished is a stall.")
+    ] = 15.0,
+    skip_model: Annotated[
+        bool, typer.Option("--skip-model", help="Do not load the embedding models.")
+    ] = False,
+) -> None:
+    """Can the pipeline work? The embedding models load and embed, pgvector is writable, the
+    queue is draining (no backlog sitting while nothing finishes). Exit status 1 if not."""
+    config = _optional_config()
+    report = run_health(
+        get_engine(),
+        None if skip_model else (lambda: configured_embedders(config)),
+        stall_seconds=stall_minutes * 60,
+    )
+    if as_json:
+        _print_json(report.as_dict())
+    else:
+        for check in report.checks:
+            mark = "[green]ok[/green]  " if check.healthy else "[red]FAIL[/red]"
+            console.print(f"{mark} {check.name:<9} {check.detail} ({check.seconds:.2f} s)")
+        console.print("healthy" if report.healthy else "[red]unhealthy[/red]")
+    if not report.healthy:
+        raise typer.Exit(1)
+
+
+@metrics_app.command("show")
+def metrics_show(
+    source: SourceOption = None,
+    window_minutes: WindowOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every metric now, per source (and all sources); --json: every scope and metric."""
+    config = _optional_config()
+    with get_engine().connect() as connection:
+        metrics = compute_metrics(connection, _metric_options(config, window_minutes))
+    if as_json:
+        report = metrics.as_dict()
+        if source:
+            report["scopes"] = [s for s in report["scopes"] if s["source"] == source]
+        _print_json(report)
+        return
+    scopes = [Scope()] + [s for s in metrics.scopes() if s.grain == "source"]
+    if source:
+        scopes = [s for s in scopes if s.source == source]
+    table = Table(title=f"Metrics at {metrics.taken_at:%Y-%m-%d %H:%M:%S}", box=box.SIMPLE_HEAD)
+    table.add_column("metric", no_wrap=True)
+    for scope in scopes:
+        table.add_column(scope.label, justify="right", no_wrap=True)
+    names = sorted({name for scope in scopes for name in metrics.for_scope(scope)})
+    for name in names:
+        cells = []
+        for scope in scopes:
+            value = metrics.value(name, scope)
+            cells.append("-" if value is None else f"{value:,.4g}")
+        table.add_row(name, *cells)
+    console.print(table)
+
+
+@metrics_app.command("serve")
+def metrics_serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free).")] = 9464,
+    cache_seconds: Annotated[
+        float, typer.Option(min=0, help="Scrapes within this many seconds share a reading.")
+    ] = 15.0,
+    window_minutes: WindowOption = None,
+) -> None:
+    """Serve the metrics to Prometheus on http://HOST:PORT/metrics until interrupted."""
+    collector = PipelineCollector(
+        get_engine(),
+        _metric_options(_optional_config(), window_minutes),
+        cache_seconds=cache_seconds,
+    )
+    server, thread = serve_metrics(collector, host=host, port=port)
+    console.print(f"serving http://{host}:{server.server_port}/metrics (Ctrl-C stops)")
+    try:
+        while thread.is_alive():
+            thread.join(timeout=1.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+
+
+@alerts_app.command("list")
+def alerts_list(
+    all_alerts: Annotated[
+        bool, typer.Option("--all", help="Resolved ones too (most recent first).")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Alerts firing now (with --all: the recent history), as the monitor flow left them."""
+    with get_engine().connect() as connection:
+        found = (
+            quality_alerts.recent(connection, limit=limit)
+            if all_alerts
+            else quality_alerts.firing(connection)[:limit]
+        )
+    if as_json:
+        _print_json([alert.as_dict() for alert in found])
+        return
+    table = Table(title=f"Alerts ({len(found)})", box=box.SIMPLE_HEAD)
+    for column in ("status", "severity", "rule", "scope", "value", "threshold", "since"):
+        table.add_column(column, no_wrap=True)
+    for alert in found:
+        table.add_row(
+            alert.status,
+            f"[red]{alert.severity}[/red]" if alert.severity == "critical" else alert.severity,
+            alert.rule,
+            alert.scope.label,
+            "-" if alert.value is None else f"{alert.value:.4g}",
+            f"{alert.comparison} {alert.threshold:g}",
+            f"{alert.first_seen:%m-%d %H:%M}",
+        )
+    console.print(table)
+
+
+# --- search -----------------------------------------------------------------------------------
+
+
+def _search_embedder(config: EnrichConfig | None) -> Embedder:
+    """The embedder of the active vector table's model among the configured ones (and the
+    packaged default model, which a table may still hold while its successor is filled).
+    Without a match, the first configured one: the search then says what does not match."""
+    with get_engine().connect() as connection:
+        active = vectors.active_table(connection)
+    candidates: dict[str, LocalEmbedding | OpenAIEmbedding] = {}
+    for source in config.sources if config else []:
+        stage = source.stage("embed")
+        if stage is not None:
+            candidates.setdefault(stage.embedding.model_dump_json(), stage.embedding)
+    candidates.setdefault(LocalEmbedding().model_dump_json(), LocalEmbedding())
+    built = []
+    for embedding in candidates.values():
+        try:
+            embedder = build_embedder(embedding)
+        except EnrichmentError:
+            continue  # e.g. an API key that is not set: not this one
+        if active is not None and embedder.model_version == active.model_version:
+            return embedder
+        built.append(embedder)
+    if not built:
+        raise EnrichmentError("no embedding model could be built from the configuration")
+    return built[0]
+
+
+@app.command("search")
+def search_command(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    workspace: Annotated[str, typer.Option("--workspace", help="Workspace to search (required).")],
+    mode: Annotated[
+        SearchMode, typer.Option(case_sensitive=False, help="vector, lexical or hybrid.")
+    ] = SearchMode.HYBRID,
+    k: Annotated[int, typer.Option("--k", help=f"Results wanted (1-{MAX_K}).")] = 10,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="Only this source (repeatable).")
+    ] = None,
+    entity_type: Annotated[
+        list[str] | None, typer.Option("--entity-type", help="Only this entity type (repeatable).")
+    ] = None,
+    category: Annotated[
+        list[str] | None,
+        typer.Option("--category", help="Only this semantic category (repeatable)."),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Updated at or after (ISO date or time).")
+    ] = None,
+    before: Annotated[
+        str | None, typer.Option("--before", help="Updated before (ISO date or time).")
+    ] = None,
+    expand: Annotated[
+        bool, typer.Option("--expand", help="Add records one hop from the hits.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Search one workspace's enriched records (hybrid: vector + full text, fused by rank)."""
+    settings = get_settings()
+    config = load_config(settings.config_path) if settings.config_path.exists() else None
+    request = SearchQuery(
+        text=query,
+        workspace=workspace,
+        mode=mode,
+        k=k,
+        filters=SearchFilters(
+            sources=tuple(source or ()),
+            entity_types=tuple(entity_type or ()),
+            categories=tuple(category or ()),
+            updated_since=_moment("--since", since),
+            updated_before=_moment("--before", before),
+        ),
+        expand=expand,
+    )
+    embedder = None if request.mode is SearchMode.LEXICAL else _search_embedder(config)
+    searcher = Searcher(get_engine(), embedder, config=config, role=settings.search_role)
+    response = searcher.search(request)
+    if as_json:
+        _print_json(response.as_dict())
+        return
+    title = (
+        f"{len(response.results)} results in workspace {workspace!r} ({request.mode}, "
+        f"{response.seconds * 1000:.0f} ms)"
+    )
+    table = Table(title=title, box=box.SIMPLE_HEAD)
+    for column in ("#", "score", "source", "record", "updated"):
+        table.add_column(column, no_wrap=True, justify="right" if column in "#score" else "left")
+    table.add_column("snippet", ratio=1, min_width=30, overflow="fold")
+    for rank, result in enumerate(response.results, start=1):
+        snippet = result.snippet if result.snippet is not None else "[text not stored]"
+        if result.expanded_from is not None:
+            snippet = f"[dim]↳ {result.expanded_from.reason}[/dim]\n{snippet}"
+        table.add_row(
+            str(rank),
+            f"{result.score:.4f}",
+            result.source,
+            result.record_key,
+            result.updated_at.strftime("%Y-%m-%d"),
+            snippet,
+        )
+    console.print(table)
+
+
+def _moment(option: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(
+            option, f"{value!r} is not an ISO date or time like 2026-01-31 or 2026-01-31T08:00"
+        ) from None
+
+
 # --- demo -------------------------------------------------------------------------------------
 
 
@@ -525,6 +859,90 @@ def demo(
         "Change a note (UPDATE enrichment_demo.notes ...; `enrich db url` for psql) and run "
         "`enrich run`: only what changed is embedded again."
     )
+
+
+@app.command("serve")
+def serve(
+    deployment: Annotated[
+        list[str] | None,
+        typer.Option("--deployment", "-d", help="Serve only this deployment (repeatable)."),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Most flow runs at once in this process.")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Deployments file (default: prefect.yaml).")
+    ] = None,
+) -> None:
+    """Serve every deployment of prefect.yaml from this process (schedules, and ad hoc runs
+    from the Prefect UI), for a single machine without a work pool or worker."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect loads only here: the other commands start without it.
+    from prefect import serve as prefect_serve
+
+    from deployments.serving import PREFECT_YAML, read_deployments, runner_deployments
+
+    served = runner_deployments(read_deployments(file or PREFECT_YAML), only=deployment)
+    console.print("serving: " + ", ".join(d.name for d in served))
+    prefect_serve(*served, limit=limit)
+
+
+# --- quality report ---------------------------------------------------------------------------
+
+
+@app.command("report")
+def report(
+    to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--to", help="E-mail it here (repeatable); default ENRICH_REPORT_TO or enrich.yaml."
+        ),
+    ] = None,
+    no_email: Annotated[bool, typer.Option("--no-email", help="Write it only.")] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", help="Directory to write to; default ENRICH_REPORT_DIR or reports."
+        ),
+    ] = None,
+    days: Annotated[int, typer.Option(min=1, max=90, help="Days of trends and failures.")] = 7,
+    smtp_block: Annotated[
+        str | None, typer.Option(help="EmailServerCredentials block to send with.")
+    ] = None,
+) -> None:
+    """Render the quality report now: metrics, trends, failures, dead letters, confidence,
+    integrity checks and capacity. Written to a file (its path is printed) and e-mailed when
+    an SMTP server is configured."""
+    # Imported here: Great Expectations and matplotlib take seconds to load, which every other
+    # command would pay.
+    from quality.email import mail_config, send_report
+    from quality.report import (
+        ReportOptions,
+        build_report,
+        load_report_config,
+        report_directory,
+        write_report,
+    )
+
+    config = load_report_config()
+    built = build_report(get_engine(), ReportOptions.configured(get_settings(), config, days=days))
+    path, rendered = write_report(built, report_directory(output))
+    console.print(built.subject, soft_wrap=True, markup=False)
+    console.print(f"written to {path}", soft_wrap=True, markup=False)
+    if no_email:
+        return
+    channel = config.monitoring.channels.email if config is not None else None
+    mail = mail_config(to=to, block=smtp_block, channel=channel)
+    if mail is None:
+        if to:
+            err_console.print(
+                "[yellow]not e-mailed:[/yellow] no SMTP server (set ENRICH_SMTP_HOST or "
+                "ENRICH_SMTP_BLOCK)",
+                soft_wrap=True,
+            )
+        return
+    send_report(rendered, mail)
+    console.print(f"e-mailed to {', '.join(mail.to)}", soft_wrap=True, markup=False)
 
 
 def main() -> None:

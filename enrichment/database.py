@@ -8,6 +8,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import TypeVar
 
+import psycopg
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -66,3 +67,16 @@ def in_transaction(engine: Engine, work: Callable[[Connection], T], *, attempts:
                 raise
             time.sleep(random.uniform(0, 0.05 * attempt))
     raise AssertionError("unreachable")
+
+
+def is_transient(error: BaseException) -> bool:
+    """Errors worth retrying the whole unit of work for: the database connection was lost or
+    refused, or a network call timed out. Anything else (bad configuration, a bug) would fail
+    again the same way."""
+    if isinstance(error, DBAPIError):
+        return bool(error.connection_invalidated) or isinstance(
+            error.orig, psycopg.OperationalError | psycopg.InterfaceError
+        )
+    return isinstance(
+        error, psycopg.OperationalError | psycopg.InterfaceError | ConnectionError | TimeoutError
+    )

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, text
 
 from enrichment.clock import Clock, DatabaseClock
 from enrichment.errors import InvalidInput, UnknownSource
+from enrichment.notifications import NOTIFY_CHANNEL
 from enrichment.pipeline import registered_sources
 from enrichment.sql import query
 from enrichment.states import Action, Reason
@@ -89,7 +90,45 @@ def enqueue(connection: Connection, events: Iterable[Event | Mapping[str, Any]])
         {"events": json.dumps([event.model_dump(mode="json") for event in parsed])},
     ).all()
     inserted = len(rows)
+    if inserted:  # wake listening runners (delivered on commit, coalesced per transaction)
+        connection.execute(
+            text("SELECT pg_notify(:channel, 'enqueue')"), {"channel": NOTIFY_CHANNEL}
+        )
     return EnqueueResult(inserted=inserted, duplicates=len(parsed) - inserted)
+
+
+RECORDS_PER_EVENT = 10_000
+
+
+def enqueue_records(
+    connection: Connection,
+    source: str,
+    keys: Iterable[tuple[str, str]],
+    reason: Reason,
+    *,
+    force: bool = True,
+    action: Action = Action.UPDATE,
+) -> int:
+    """Events for (workspace, record key) pairs: one per workspace and 10,000 records. Returns
+    how many records were queued."""
+    by_workspace: dict[str, list[str]] = {}
+    for workspace, key in keys:
+        by_workspace.setdefault(workspace, []).append(key)
+    events = [
+        {
+            "workspace_id": workspace,
+            "source": source,
+            "record_ids": ids[start : start + RECORDS_PER_EVENT],
+            "action": action,
+            "reason": reason,
+            "force": force,
+        }
+        for workspace, ids in by_workspace.items()
+        for start in range(0, len(ids), RECORDS_PER_EVENT)
+    ]
+    if events:
+        enqueue(connection, events)
+    return sum(len(ids) for ids in by_workspace.values())
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 
 from enrichment.clock import Clock, DatabaseClock
 from enrichment.sql import query
-from enrichment.stages.base import ClaimedRecord, Completed, Skipped
+from enrichment.stages.base import ClaimedRecord, Completed, Recheck, Skipped
 from enrichment.states import Status
 
 MAX_ERROR_MESSAGE = 2000
@@ -38,6 +38,30 @@ class ExpiredLease:
     record_key: str
     attempts: int
     lease_owner: str
+
+
+@dataclass(frozen=True)
+class GatedRecord:
+    """A record a confidence gate skipped, and its re-check (None: no re-check left)."""
+
+    source: str
+    stage: str
+    record_key: str
+    workspace_id: str
+    reason: str
+    rechecks: int
+    max_rechecks: int
+    due_at: datetime | None
+    gated_at: datetime
+    requeued_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DueRecheck:
+    source: str
+    stage: str
+    record_key: str
+    workspace_id: str
 
 
 @dataclass(frozen=True)
@@ -250,3 +274,63 @@ class Queue:
             {"now": self.clock.now(), "source": source, "stage": stage, "error_type": error_type},
         )
         return len(result.all())
+
+    def schedule_rechecks(
+        self, source: str, stage: str, gated: Mapping[str, tuple[str, str, Recheck]]
+    ) -> int:
+        """Record gated records (key -> workspace, reason, re-check) and when they come back;
+        in the transaction that finishes them."""
+        if not gated:
+            return 0
+        keys = sorted(gated)
+        values = [gated[key] for key in keys]
+        result = self.connection.execute(
+            query("schedule_rechecks"),
+            {
+                "now": self.clock.now(),
+                "source": source,
+                "stage": stage,
+                "keys": keys,
+                "workspaces": [workspace for workspace, _, _ in values],
+                "reasons": [_text(reason) for _, reason, _ in values],
+                "input_hashes": [recheck.input_hash for _, _, recheck in values],
+                "after_seconds": [recheck.after_seconds for _, _, recheck in values],
+                "max_rechecks": [recheck.max_rechecks for _, _, recheck in values],
+            },
+        )
+        return result.rowcount
+
+    def take_due_rechecks(
+        self, *, source: str | None = None, workspace: str | None = None, limit: int = 10_000
+    ) -> list[DueRecheck]:
+        """Due re-checks of records still gated, counted as re-checked and no longer due; the
+        caller re-queues them in the same transaction."""
+        rows = self.connection.execute(
+            query("take_due_rechecks"),
+            {"now": self.clock.now(), "source": source, "workspace": workspace, "limit": limit},
+        )
+        return [DueRecheck(r.source, r.stage, r.record_key, r.workspace_id) for r in rows]
+
+    def gated_records(
+        self, *, source: str | None = None, workspace: str | None = None, limit: int = 100
+    ) -> list[GatedRecord]:
+        """Records a gate holds back now, next re-check first (final ones last)."""
+        rows = self.connection.execute(
+            query("gated_records"),
+            {"source": source, "workspace": workspace, "limit": limit},
+        )
+        return [
+            GatedRecord(
+                source=row.source,
+                stage=row.stage,
+                record_key=row.record_key,
+                workspace_id=row.workspace_id,
+                reason=row.reason,
+                rechecks=row.rechecks,
+                max_rechecks=row.max_rechecks,
+                due_at=row.due_at,
+                gated_at=row.gated_at,
+                requeued_at=row.requeued_at,
+            )
+            for row in rows
+        ]

@@ -12,9 +12,10 @@ import socket
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy import Connection, Engine
 
@@ -26,9 +27,12 @@ from enrichment.events import FoldResult, fold
 from enrichment.pipeline import Pipeline, Pipelines, StageSpec, register
 from enrichment.queue import Failure, Queue
 from enrichment.stages.base import (
+    AnnouncingStage,
     ClaimedRecord,
     Completed,
     Failed,
+    ForgettingStage,
+    Recheck,
     Skipped,
     StageOutcome,
     WritingStage,
@@ -53,6 +57,9 @@ class BatchReport:
     seconds: float = 0.0
 
 
+_COUNTS = ("claimed", "completed", "skipped", "failed", "dead_lettered", "lost_leases", "unchanged")
+
+
 @dataclass
 class RunReport:
     """What a drain did, in total and per batch."""
@@ -61,30 +68,59 @@ class RunReport:
     folded: FoldResult = field(default_factory=FoldResult)
     reclaimed: int = 0
     indexed: list[str] = field(default_factory=list)
+    wakeups: int = 0
     seconds: float = 0.0
 
     def total(self, name: str) -> int:
         return sum(getattr(batch, name) for batch in self.batches)
 
+    def by_stage(self) -> list[dict[str, str | int | float]]:
+        """One row per (source, stage) worked on, in the order first seen."""
+        rows: dict[tuple[str, str], dict[str, str | int | float]] = {}
+        for batch in self.batches:
+            empty: dict[str, str | int | float] = {
+                "source": batch.source,
+                "stage": batch.stage,
+                "batches": 0,
+                "seconds": 0.0,
+            }
+            empty.update({name: 0 for name in _COUNTS})
+            row = rows.setdefault((batch.source, batch.stage), empty)
+            row["batches"] = int(row["batches"]) + 1
+            row["seconds"] = round(float(row["seconds"]) + batch.seconds, 3)
+            for name in _COUNTS:
+                row[name] = int(row[name]) + getattr(batch, name)
+        return list(rows.values())
+
     def summary(self) -> dict[str, float]:
-        names = (
-            "claimed",
-            "completed",
-            "skipped",
-            "failed",
-            "dead_lettered",
-            "lost_leases",
-            "unchanged",
-        )
-        summary: dict[str, float] = {name: self.total(name) for name in names}
+        summary: dict[str, float] = {name: self.total(name) for name in _COUNTS}
         summary.update(
             events_folded=self.folded.events,
             events_rejected=self.folded.rejected,
             leases_reclaimed=self.reclaimed,
             tables_indexed=len(self.indexed),
+            wakeups=self.wakeups,
             seconds=round(self.seconds, 3),
         )
         return summary
+
+
+class BatchExecutor(Protocol):
+    """Runs one whole batch: (source, stage, limit, workspace) -> what it did."""
+
+    def __call__(
+        self, source: str, stage: str, limit: int, workspace: str | None
+    ) -> BatchReport: ...
+
+
+@dataclass(frozen=True)
+class DrainSteps:
+    """The units of work of a drain, when something other than the runner runs them."""
+
+    fold_events: Callable[[], FoldResult]
+    reclaim_expired: Callable[[], int]
+    execute: BatchExecutor
+    build_search_indexes: Callable[[], list[str]]
 
 
 def default_worker_name() -> str:
@@ -268,14 +304,25 @@ class Runner:
         report = BatchReport(source=ran.pipeline.source, stage=ran.spec.name)
         report.claimed = len(ran.claimed)
         if ran.claimed:
-            in_transaction(
+            finished = in_transaction(
                 self.engine,
                 lambda c: self._persist(
                     c, ran.pipeline, ran.spec, ran.owner, ran.claimed, ran.outcomes, report
                 ),
             )
+            if finished and isinstance(ran.spec.stage, AnnouncingStage):
+                self._announce(ran.spec, finished)
         report.seconds = time.perf_counter() - ran.started
         return report
+
+    @staticmethod
+    def _announce(spec: StageSpec, finished: Mapping[str, Completed | Skipped]) -> None:
+        """After the commit: the outcomes stand whatever happens to the announcement."""
+        assert isinstance(spec.stage, AnnouncingStage)
+        try:
+            spec.stage.announce(finished)
+        except Exception:
+            log.exception("stage %r could not announce %d outcomes", spec.name, len(finished))
 
     def _run_stage(
         self, spec: StageSpec, claimed: Sequence[ClaimedRecord]
@@ -309,7 +356,8 @@ class Runner:
         claimed: Sequence[ClaimedRecord],
         outcomes: Mapping[str, StageOutcome],
         report: BatchReport,
-    ) -> None:
+    ) -> dict[str, Completed | Skipped]:
+        """Write a batch's outcomes; returns those written (the lease was still held)."""
         queue = Queue(connection, self.clock)
         attempts = {record.record_key: record.attempt for record in claimed}
         done = {k: o for k, o in outcomes.items() if isinstance(o, Completed | Skipped)}
@@ -325,6 +373,12 @@ class Runner:
         finished = queue.finish(pipeline.source, spec.name, owner=owner, outcomes=done)
         if isinstance(spec.stage, WritingStage):
             effects = {k: o.effects for k in finished if isinstance(o := done[k], Completed)}
+            # A gate's own result (a low-confidence label) is written like a completion's.
+            effects.update(
+                (k, o.effects)
+                for k in finished
+                if isinstance(o := done[k], Skipped) and o.effects is not None
+            )
             if effects:
                 spec.stage.write(connection, effects)
         failed, dead = queue.fail(pipeline.source, spec.name, owner=owner, failures=failures)
@@ -335,6 +389,21 @@ class Runner:
         }
         index = pipeline.index(spec.name)
         queue.skip_later_stages(pipeline.source, index, gated)
+        # Written results must not outlive a failure (this stage's and what later stages built
+        # on it) or a gate (later stages'): NULL, never a stale or default value.
+        for position, later in enumerate(pipeline.stages):
+            forgotten = (failed if position >= index else set()) | (
+                gated.keys() if position > index else set()
+            )
+            if forgotten and isinstance(later.stage, ForgettingStage):
+                later.stage.forget(connection, sorted(forgotten))
+        workspaces = {record.record_key: record.workspace_id for record in claimed}
+        rechecks: dict[str, tuple[str, str, Recheck]] = {}
+        for key in gated:
+            outcome = done[key]
+            if isinstance(outcome, Skipped) and outcome.recheck is not None:
+                rechecks[key] = (workspaces[key], outcome.reason, outcome.recheck)
+        queue.schedule_rechecks(pipeline.source, spec.name, rechecks)
         previous = {record.record_key: record.previous_input_hash for record in claimed}
         unchanged = [key for key in finished if _same_input(done[key], previous[key])]
         report.unchanged = len(unchanged)
@@ -364,6 +433,25 @@ class Runner:
                 pipeline.source,
                 spec.name,
             )
+        return {key: done[key] for key in finished}
+
+    def plan(
+        self, sources: Iterable[str] | None = None, stages: Iterable[str] | None = None
+    ) -> list[tuple[str, str]]:
+        """(source, stage) pairs to work on, in pipeline order; a stage that no selected
+        pipeline has is a typo and is refused."""
+        selected = self.pipelines.select(sources)
+        wanted = list(stages) if stages is not None else None
+        known = sorted({name for pipeline in selected for name in pipeline.stage_names})
+        for stage in wanted or []:
+            if stage not in known:
+                raise UnknownStage(stage, ", ".join(p.source for p in selected), known)
+        return [
+            (pipeline.source, spec.name)
+            for pipeline in selected
+            for spec in pipeline.stages
+            if wanted is None or spec.name in wanted
+        ]
 
     def drain(
         self,
@@ -374,26 +462,23 @@ class Runner:
         batch_size: int | None = None,
         time_budget: float | None = None,
         max_records: int | None = None,
+        steps: DrainSteps | None = None,
+        wait_for_events: Callable[[float], bool] | None = None,
     ) -> RunReport:
         """Work until nothing is due (or the time budget or record limit is reached): fold
-        events, reclaim expired leases, then each stage in order, batch by batch."""
+        events, reclaim expired leases, then each stage in order, batch by batch.
+
+        By default batch N's outcomes are written while batch N+1 runs its stage. ``steps``
+        replaces the housekeeping calls and runs each batch whole (claim, run, persist) through
+        its ``execute``: an orchestrator's units of work, with their own retries and logs.
+        With ``wait_for_events`` and a time budget, an idle runner waits for new events
+        (``wait_for_events(seconds)`` returns whether any arrived) until the budget is spent.
+        """
         started = time.perf_counter()
         deadline = None if time_budget is None else started + time_budget
-        selected = self.pipelines.select(sources)
-        wanted = list(stages) if stages is not None else None
-        plan = [
-            (pipeline.source, spec.name)
-            for pipeline in selected
-            for spec in pipeline.stages
-            if wanted is None or spec.name in wanted
-        ]
-        known = sorted({name for pipeline in selected for name in pipeline.stage_names})
-        for stage in wanted or []:  # a stage that no selected pipeline has is a typo: say so
-            if stage not in known:
-                raise UnknownStage(stage, ", ".join(p.source for p in selected), known)
+        plan = self.plan(sources, stages)
         size = batch_size or self.batch_size
         report = RunReport()
-
         claimed = 0
 
         def out_of_budget() -> bool:
@@ -401,18 +486,33 @@ class Runner:
             over_count = max_records is not None and claimed >= max_records
             return over_time or over_count
 
-        # Batch N's outcomes are written (database work) while batch N+1 runs its stage (model
-        # work): at most one write in flight, in batch order, finished before the next stage.
+        def limit() -> int:
+            return size if max_records is None else min(size, max_records - claimed)
+
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="enrich-persist") as writer:
             while not out_of_budget():
-                report.folded += self.fold_events()
-                report.reclaimed += self.reclaim_expired()
+                report.folded += steps.fold_events() if steps else self.fold_events()
+                report.reclaimed += steps.reclaim_expired() if steps else self.reclaim_expired()
                 progressed = False
                 for source, stage in plan:
+                    if steps is not None:
+                        while not out_of_budget():
+                            batch_limit = limit()
+                            batch = steps.execute(source, stage, batch_limit, workspace)
+                            claimed += batch.claimed
+                            if not batch.claimed:
+                                break
+                            progressed = True
+                            report.batches.append(batch)
+                            if batch.claimed < batch_limit:
+                                break
+                        continue
+                    # Batch N's outcomes are written (database work) while batch N+1 runs its
+                    # stage (model work): one write in flight, in order, done before the next stage.
                     writing: Future[BatchReport] | None = None
                     while not out_of_budget():
-                        limit = size if max_records is None else min(size, max_records - claimed)
-                        ran = self._claim_and_run(source, stage, limit, workspace)
+                        batch_limit = limit()
+                        ran = self._claim_and_run(source, stage, batch_limit, workspace)
                         claimed += len(ran.claimed)
                         if writing is not None:
                             report.batches.append(writing.result())
@@ -421,13 +521,20 @@ class Runner:
                             break
                         progressed = True
                         writing = writer.submit(self._persist_batch, ran)
-                        if len(ran.claimed) < limit:
+                        if len(ran.claimed) < batch_limit:
                             break
                     if writing is not None:
                         report.batches.append(writing.result())
-                if not progressed:
-                    # Nothing left to do: a backfill has finished, index what it filled.
-                    report.indexed = self.build_search_indexes()
+                if progressed:
+                    continue
+                # Nothing left to do: a backfill has finished, index what it filled.
+                report.indexed += (
+                    steps.build_search_indexes() if steps else self.build_search_indexes()
+                )
+                if wait_for_events is None or deadline is None or out_of_budget():
                     break
+                if not wait_for_events(deadline - time.perf_counter()):
+                    break
+                report.wakeups += 1
         report.seconds = time.perf_counter() - started
         return report

@@ -51,6 +51,17 @@ class Settings(BaseSettings):
         description="maintenance_work_mem for HNSW index builds (the graph should fit in it).",
     )
 
+    search_role: str | None = Field(
+        default="enrich_search",
+        description="Role searches switch to (SET LOCAL ROLE) so the vector tables' row-level "
+        "security applies; empty: connect as a role subject to it instead (docs/search.md).",
+    )
+
+    @field_validator("search_role", mode="before")
+    @classmethod
+    def _no_role(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("retry_delays", mode="before")
     @classmethod
     def _parse_delays(cls, value: object) -> object:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,20 +13,26 @@ from typing import Any
 from pydantic import SecretStr
 from sqlalchemy import Connection, Engine, text
 
+from enrichment.ai_stages import build_ai_stage
 from enrichment.chunking import model_tokenizer
 from enrichment.config import (
     ChunkStageConfig,
+    ClassifyStageConfig,
     EmbedStageConfig,
     EnrichConfig,
     LocalEmbedding,
     OpenAIEmbedding,
+    RedactStageConfig,
+    ResolveStageConfig,
     SourceConfig,
+    SummarizeStageConfig,
     load_config,
 )
 from enrichment.embedders.base import Embedder
 from enrichment.errors import InvalidInput
-from enrichment.events import enqueue
+from enrichment.events import enqueue_records
 from enrichment.pipeline import Pipeline, Pipelines, StageSpec, register
+from enrichment.redaction import Redactor
 from enrichment.retry import RetryPolicy
 from enrichment.runner import Runner
 from enrichment.settings import Settings
@@ -36,10 +41,8 @@ from enrichment.stages.base import Stage
 from enrichment.stages.chunk import ChunkStage
 from enrichment.stages.context import ContextStage
 from enrichment.stages.embed import EmbedStage
-from enrichment.states import Action, Reason
-
-REQUEUE_BATCH = 10_000
-
+from enrichment.stages.redact import RedactStage
+from enrichment.states import Reason
 
 # Settings of how the work runs, not of what it produces: changing them must not re-queue (and
 # re-embed, at a price) every record of the source.
@@ -50,6 +53,11 @@ _HOW_IT_RUNS: dict[str, Any] = {
             "lease_seconds": True,
             "batch_size": True,
             "embedding": {"batch_size", "timeout_seconds", "max_retries", "api_key_env", "device"},
+            # AI stages: how they reach their model, and when a gated record is re-checked.
+            "llm": {"timeout_seconds", "max_retries", "api_key_env", "concurrency"},
+            "local": {"batch_size", "device"},
+            "recheck_after_hours": True,
+            "max_rechecks": True,
         }
     },
     "related": {"__all__": {"significant"}},  # which changes capture: the triggers' concern
@@ -119,9 +127,15 @@ def build_embedder(
 def build_pipeline(engine: Engine, source: SourceConfig, settings: Settings) -> Pipeline:
     specs = []
     has_chunk = source.stage("chunk") is not None
+    redact_config = source.stage("redact")
+    # One redactor for both: the redact stage redacts the values, context re-scans the text.
+    redactor = Redactor(redact_config.redaction) if redact_config is not None else None
     for stage_config in source.stages:
         stage: Stage
-        if isinstance(stage_config, ChunkStageConfig):
+        if isinstance(stage_config, RedactStageConfig):
+            assert redactor is not None
+            stage = RedactStage(engine, source, redactor, config_hash=config_hash(source))
+        elif isinstance(stage_config, ChunkStageConfig):
             stage = ChunkStage(engine, source.name, stage_config.chunking, model_tokenizer())
         elif isinstance(stage_config, EmbedStageConfig):
             stage = EmbedStage(
@@ -131,8 +145,18 @@ def build_pipeline(engine: Engine, source: SourceConfig, settings: Settings) -> 
                 chunk_stage="chunk" if has_chunk else None,
                 store_text=source.privacy != "block",
             )
+        elif isinstance(
+            stage_config, ClassifyStageConfig | ResolveStageConfig | SummarizeStageConfig
+        ):
+            stage = build_ai_stage(engine, source, stage_config)
         else:
-            stage = ContextStage(engine, source, config_hash=config_hash(source))
+            stage = ContextStage(
+                engine,
+                source,
+                config_hash=config_hash(source),
+                record_stage="redact" if redactor is not None else None,
+                redactor=redactor,
+            )
         delays = stage_config.retry_delays  # an empty list means: no retries
         retry = RetryPolicy(
             delays=settings.retry_delays if delays is None else delays,
@@ -189,36 +213,9 @@ def requeue_all(
         ),
         {"source": source, "workspace": workspace},
     ).all()
-    return _enqueue_keys(connection, source, ((r.workspace_id, r.record_key) for r in rows), reason)
-
-
-def _enqueue_keys(
-    connection: Connection,
-    source: str,
-    keys: Iterable[tuple[str, str]],
-    reason: Reason,
-    *,
-    force: bool = True,
-    action: Action = Action.UPDATE,
-) -> int:
-    by_workspace: dict[str, list[str]] = {}
-    for workspace, key in keys:
-        by_workspace.setdefault(workspace, []).append(key)
-    events = [
-        {
-            "workspace_id": workspace,
-            "source": source,
-            "record_ids": ids[start : start + REQUEUE_BATCH],
-            "action": action,
-            "reason": reason,
-            "force": force,
-        }
-        for workspace, ids in by_workspace.items()
-        for start in range(0, len(ids), REQUEUE_BATCH)
-    ]
-    if events:
-        enqueue(connection, events)
-    return sum(len(ids) for ids in by_workspace.values())
+    return enqueue_records(
+        connection, source, ((r.workspace_id, r.record_key) for r in rows), reason
+    )
 
 
 def reembed(
@@ -241,7 +238,7 @@ def reembed(
     )
     rows = connection.execute(text(query), {"workspace": workspace, "ids": ids}).all()
     reason = Reason.MANUAL_REEMBED if force else Reason.INTEGRATION_SYNC
-    return _enqueue_keys(
+    return enqueue_records(
         connection, source.name, ((r.workspace_id, r.record_key) for r in rows), reason, force=force
     )
 

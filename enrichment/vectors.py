@@ -28,6 +28,7 @@ from psycopg import Connection as PsycopgConnection
 from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, Engine, text
 
+from enrichment import search_schema
 from enrichment.embedders.base import Vector
 from enrichment.errors import InvalidInput
 
@@ -121,7 +122,9 @@ def ensure_table(
     connection: Connection, *, model_name: str, model_version: str, dimensions: int
 ) -> VectorTable:
     """The table for this model version, created on first use. The first table of a database
-    becomes active at once; later ones are ``building`` until :func:`activate`."""
+    becomes active at once; later ones are ``building`` until :func:`activate`. Every table
+    is created searchable and protected: lexical column and index, row-level security by
+    workspace, SELECT for the search roles (see search_schema)."""
     name = table_name(model_name, dimensions, model_version)
     # Serialise creators of the same table (several workers starting at once).
     connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
@@ -155,12 +158,14 @@ def ensure_table(
                 source_updated_at     timestamptz,
                 created_at            timestamptz NOT NULL DEFAULT now(),
                 updated_at            timestamptz NOT NULL DEFAULT now(),
+                {search_schema.LEXICAL_COLUMN_DDL},
                 PRIMARY KEY (source, record_key, chunk_index)
             );
             CREATE INDEX IF NOT EXISTS "{name}_workspace" ON {qualified} (workspace_id, source);
             """
         )
     )
+    search_schema.prepare_table(connection, name)
     has_active = connection.execute(
         text("SELECT 1 FROM enrichment.embedding_tables WHERE state = 'active'")
     ).first()
@@ -246,6 +251,11 @@ def build_search_index(engine: Engine, table: VectorTable, *, memory: str = "256
             )
             started = time.perf_counter()
             connection.execute(text(_search_index_ddl(table, concurrently=True)))
+            # Fresh statistics of the filled table: search plans by them (which workspaces
+            # are small enough for an exact scan, which words are too common to match on).
+            # VACUUM also moves the rows the fill queued in the GIN index's pending list into
+            # the index proper, which every lexical search would otherwise read through.
+            connection.execute(text(f"VACUUM (ANALYZE) {table.qualified}"))
             log.info(
                 "built the HNSW index of %s in %.1f s",
                 table.qualified,
@@ -270,6 +280,7 @@ def activate(connection: Connection, name: str) -> VectorTable:
     if valid is False:
         connection.execute(text(f'DROP INDEX {SCHEMA}."{search_index_name(target)}"'))
     connection.execute(text(_search_index_ddl(target, concurrently=False)))
+    connection.execute(text(f"ANALYZE {target.qualified}"))  # statistics search plans by
     connection.execute(
         text(
             "UPDATE enrichment.embedding_tables SET state = 'retired', retired_at = now() "

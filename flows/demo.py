@@ -15,7 +15,7 @@ from enrichment.runner import Runner
 from enrichment.settings import get_settings
 from enrichment.sources import load_runner
 from enrichment.status import queue_status
-from flows.enrich import run_cycle
+from flows.common import drain_steps, publish_run_report
 
 
 @task(name="prepare-demo", cache_policy=NO_CACHE)
@@ -47,8 +47,8 @@ def demo_flow(
 ) -> dict[str, Any]:
     logger = get_run_logger()
     runner = prepare(records)
-    report = run_cycle(runner, batch_size=batch_size)
-    summary = report.summary()
+    report = runner.drain(batch_size=batch_size, steps=drain_steps(runner))
+    summary = publish_run_report(report, key="demo-run", title="Demo run")
     logger.info("demo cycle: %s", summary)
     with runner.engine.connect() as connection:
         status = queue_status(connection, source=demo.SOURCE)

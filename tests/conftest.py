@@ -20,7 +20,15 @@ from enrichment import embedded, migrate
 from enrichment.database import engine_for, libpq_url
 
 REPO = Path(__file__).resolve().parent.parent
-TABLES = ("attempts", "record_state", "events", "sources", "embedding_tables")
+TABLES = (
+    "attempts",
+    "record_state",
+    "events",
+    "sources",
+    "embedding_tables",
+    "metric_snapshots",
+    "alerts",
+)
 
 
 def _admin_url() -> str:
@@ -61,3 +69,13 @@ def db(engine: Engine) -> Engine:
             text("TRUNCATE " + ", ".join(f"enrichment.{t}" for t in TABLES) + " RESTART IDENTITY")
         )
     return engine
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[str]:
+    """A temporary Prefect API (SQLite, 127.0.0.1) for the flow tests of this session."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield str(PREFECT_API_URL.value())

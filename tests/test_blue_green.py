@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, text
 
-from enrichment import vectors
+from enrichment import backfill, vectors
 from enrichment.config import parse_config
 from enrichment.runner import Runner
 from enrichment.settings import Settings
@@ -94,9 +94,9 @@ def test_model_change_fills_a_new_table_while_the_old_one_serves_then_switches(
     (green_table,) = set(counts) - {blue_table}
     assert counts == {blue_table: ("active", 3), green_table: ("building", 3)}
 
-    with notes.begin() as connection:
-        vectors.activate(connection, green_table)
+    assert backfill.activate_filled_table(green, "notes") == green_table
     assert _counts(notes) == {blue_table: ("retired", 3), green_table: ("active", 3)}
+    assert backfill.activate_filled_table(green, "notes") is None  # nothing left to switch
 
     # A delete reaches every table, serving or not.
     send(notes, "notes", ["3"], "DELETE", workspace="globex")

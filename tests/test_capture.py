@@ -108,12 +108,14 @@ def clear_events(db: Engine) -> None:
 
 
 def triggers(db: Engine) -> list[tuple[str, str]]:
-    """(table, trigger) of every capture trigger in the database."""
+    """(table, trigger) of every capture trigger on this module's tables (other modules'
+    sources may have triggers in the same session database)."""
     with db.connect() as connection:
         rows = connection.execute(
             text(
                 "SELECT tgrelid::regclass::text AS tbl, tgname FROM pg_trigger "
-                "WHERE NOT tgisinternal AND tgname LIKE 'enrich\\_%' ORDER BY 1, 2"
+                "WHERE NOT tgisinternal AND tgname LIKE 'enrich\\_%' "
+                "AND tgrelid::regclass::text LIKE 'cap\\_%' ORDER BY 1, 2"
             )
         ).all()
     return [(row.tbl, row.tgname) for row in rows]
@@ -126,8 +128,9 @@ def capture_functions(db: Engine) -> list[str]:
                 text(
                     "SELECT p.proname FROM pg_proc AS p JOIN pg_namespace AS n "
                     "ON n.oid = p.pronamespace WHERE n.nspname = 'enrichment' "
-                    "AND p.proname LIKE 'capture\\_%' ORDER BY 1"
-                )
+                    "AND p.proname LIKE :prefix ORDER BY 1"
+                ),
+                {"prefix": f"capture\\_{SOURCE}%"},
             ).scalars()
         )
 

@@ -674,7 +674,7 @@ UNCHANGED = hash_after(lambda d: None)
         pytest.param(lambda d: source(d).update(columns=["body"]), id="columns"),
         pytest.param(lambda d: customer(d).update(fields=["segment"]), id="related-fields"),
         pytest.param(lambda d: customer(d).update(limit=5), id="related-limit"),
-        pytest.param(lambda d: source(d).update(privacy="redact"), id="privacy"),
+        pytest.param(lambda d: source(d).update(privacy="block"), id="privacy"),
         pytest.param(lambda d: stages(d)[1]["chunk"].update(max_tokens=200), id="max-tokens"),
         pytest.param(lambda d: stages(d)[1]["chunk"].update(overlap_tokens=0), id="overlap"),
         pytest.param(lambda d: stages(d)[1]["chunk"].update(strategy="recursive"), id="strategy"),

@@ -95,3 +95,42 @@ def test_a_stage_declaring_no_retries_dead_letters_on_the_first_failure(tickets:
     pipelines = build_pipelines(tickets, config, Settings(retry_delays=(60.0, 300.0)))
 
     assert pipelines["tickets"].spec("context").retry.max_retries == 0
+
+
+def test_one_to_many_related_rows_come_in_a_stable_order_whatever_their_physical_order(
+    tickets: Engine,
+) -> None:
+    with tickets.begin() as connection:
+        connection.execute(
+            text(
+                "DROP TABLE IF EXISTS public.ctx_notes; CREATE TABLE public.ctx_notes "
+                "(id int PRIMARY KEY, ticket_id int, note text, seen boolean DEFAULT false); "
+                "INSERT INTO public.ctx_notes (id, ticket_id, note) VALUES "
+                "(1, 1, 'b: called back'), (2, 1, 'a: opened'), (3, 1, 'c: closed')"
+            )
+        )
+    related = [
+        {
+            "name": "notes",
+            "table": "public.ctx_notes",
+            "join": {"local": "id", "remote": "ticket_id"},
+            "fields": ["note"],
+            "many": True,
+        }
+    ]
+    runner = _runner(tickets, _source(related=related))
+    send(tickets, "tickets", ["1"], "CREATE", workspace="acme")
+    runner.drain()
+    first = states(tickets, "tickets")[("1", "context")]
+
+    with tickets.begin() as connection:  # rewrites rows 2 and 1: they move to the heap's end
+        connection.execute(text("UPDATE public.ctx_notes SET seen = true WHERE id IN (2, 1)"))
+    send(tickets, "tickets", ["1"], "UPDATE", workspace="acme")
+    report = runner.drain()
+    again = states(tickets, "tickets")[("1", "context")]
+
+    assert report.total("unchanged") == 1  # same input: nothing downstream is redone
+    assert again["input_hash"] == first["input_hash"]
+    assert again["output"]["text"].index("a: opened") < again["output"]["text"].index("b: called")
+    with tickets.begin() as connection:
+        connection.execute(text("DROP TABLE public.ctx_notes"))

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 from sqlalchemy import Engine, text
 
 from enrichment import demo, vectors
@@ -33,13 +32,12 @@ def demo_database(
 
 
 def test_demo_flow_embeds_every_note_and_a_rerun_embeds_nothing_again(
-    demo_database: Engine,
+    demo_database: Engine, prefect_api: str
 ) -> None:
     from flows.demo import demo_flow
 
-    with prefect_test_harness(server_startup_timeout=60):
-        first = demo_flow(records=40, batch_size=16)
-        again = demo_flow(records=40, batch_size=16)
+    first = demo_flow(records=40, batch_size=16)
+    again = demo_flow(records=40, batch_size=16)
 
     assert first["completed"] == 40 * 3 and first["dead_lettered"] == 0
     with demo_database.connect() as connection:

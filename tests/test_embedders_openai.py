@@ -18,8 +18,8 @@ from enrichment.embedders import Embedder, EmbeddingError, EmbeddingUnavailable
 from enrichment.embedders.openai_compatible import (
     OpenAICompatibleConfig,
     OpenAICompatibleEmbedder,
-    retry_after_seconds,
 )
+from enrichment.openai_calls import retry_after_seconds
 from tests.fake_openai import (
     Delay,
     FakeOpenAI,

@@ -14,7 +14,7 @@ from enrichment.database import engine_for
 from tests.conftest import _admin_url
 
 QUEUE_TABLES = {"attempts", "events", "record_state", "sources"}
-HEAD_TABLES = QUEUE_TABLES | {"embedding_tables"}
+HEAD_TABLES = QUEUE_TABLES | {"embedding_tables", "rechecks", "metric_snapshots", "alerts"}
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def test_upgrade_creates_the_tables_at_the_head_revision(fresh):
 
     assert tables(fresh) == HEAD_TABLES | {"alembic_version"}
     assert migrate.current_revision(fresh) == migrate.head_revision()
-    assert migrate.head_revision() == "0002_vectors"
+    assert migrate.head_revision() == "0005_monitoring"
 
 
 def test_first_revision_creates_only_the_queue_tables(fresh):

@@ -1,8 +1,8 @@
 """Embeddings from any server that speaks OpenAI's ``POST /v1/embeddings``.
 
 OpenAI itself, Azure-style proxies, vLLM, Ollama, text-embeddings-inference... The client's own
-retries are switched off and this module retries instead, so the policy is the same for every
-server and visible in one place:
+retries are switched off and enrichment/openai_calls.py retries instead, so the policy is the
+same for every server (and for the chat endpoint) and visible in one place:
 
 * 429, 408 and 5xx responses, timeouts and connection errors are retried with exponential
   backoff and full jitter; a ``retry-after-ms`` or ``Retry-After`` header (seconds or an HTTP
@@ -18,9 +18,7 @@ from __future__ import annotations
 import base64
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -29,8 +27,7 @@ from openai.types import CreateEmbeddingResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from enrichment.embedders.base import EmbeddingError, EmbeddingUnavailable, Vector, check_vector
-
-RETRYABLE_STATUSES = frozenset({408, 429})
+from enrichment.openai_calls import backoff_seconds, call_with_retries
 
 
 class OpenAICompatibleConfig(BaseModel):
@@ -61,33 +58,6 @@ class OpenAICompatibleConfig(BaseModel):
     max_retries: int = Field(default=5, ge=0, description="Retries per request.")
     backoff_base_seconds: float = Field(default=1.0, ge=0)
     backoff_cap_seconds: float = Field(default=60.0, ge=0)
-
-
-def retry_after_seconds(headers: Mapping[str, str], *, now: datetime) -> float | None:
-    """The wait a response asks for: ``retry-after-ms``, else ``Retry-After`` (seconds or date).
-
-    None when there is no usable header. A date in the past means 0.
-    """
-    milliseconds = headers.get("retry-after-ms")
-    if milliseconds is not None:
-        try:
-            return max(float(milliseconds) / 1000.0, 0.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - now).total_seconds(), 0.0)
 
 
 class OpenAICompatibleEmbedder:
@@ -162,54 +132,25 @@ class OpenAICompatibleEmbedder:
 
     def backoff_seconds(self, retry: int) -> float:
         """Wait before retry ``retry`` (1, 2, ...): uniform in 0..min(cap, base * 2**(retry-1))."""
-        ceiling = min(
-            self._config.backoff_cap_seconds,
-            self._config.backoff_base_seconds * 2.0 ** (retry - 1),
+        return backoff_seconds(
+            retry,
+            base=self._config.backoff_base_seconds,
+            cap=self._config.backoff_cap_seconds,
+            rng=self._rng,
         )
-        return self._rng.uniform(0.0, ceiling)
 
     def _embed_batch(self, texts: list[str]) -> list[Vector | EmbeddingError]:
-        model = self.model_name
-        attempts = self._config.max_retries + 1
-        for attempt in range(1, attempts + 1):
-            try:
-                response = self._request(texts)
-            except openai.APIStatusError as error:
-                status = error.status_code
-                if not (status in RETRYABLE_STATUSES or status >= 500):
-                    raise EmbeddingUnavailable(
-                        f"model {model!r}: HTTP {status} is not retryable: {error.message}",
-                        retryable=False,
-                    ) from error
-                last_error = f"HTTP {status}"
-                requested_wait = retry_after_seconds(error.response.headers, now=datetime.now(UTC))
-                cause: Exception = error
-            except openai.APITimeoutError as error:
-                last_error = f"timeout after {self._config.timeout_seconds}s"
-                requested_wait = None
-                cause = error
-            except openai.APIConnectionError as error:
-                last_error = f"connection error ({error.message})"
-                requested_wait = None
-                cause = error
-            else:
-                return self._vectors(response, len(texts))
-
-            if attempt == attempts:
-                raise EmbeddingUnavailable(
-                    f"model {model!r}: gave up after {attempts} attempts; last error: {last_error}",
-                    retryable=True,
-                ) from cause
-            if requested_wait is not None and requested_wait > self._config.backoff_cap_seconds:
-                raise EmbeddingUnavailable(
-                    f"model {model!r}: {last_error} asks to wait {requested_wait:g}s, more than "
-                    f"backoff_cap_seconds={self._config.backoff_cap_seconds:g}, "
-                    f"after {attempt} attempts",
-                    retryable=True,
-                ) from cause
-            wait = requested_wait if requested_wait is not None else self.backoff_seconds(attempt)
-            self._sleep(wait)
-        raise AssertionError("unreachable: the loop returns or raises")
+        response = call_with_retries(
+            lambda: self._request(texts),
+            model=self.model_name,
+            max_retries=self._config.max_retries,
+            timeout_seconds=self._config.timeout_seconds,
+            backoff_cap_seconds=self._config.backoff_cap_seconds,
+            backoff=self.backoff_seconds,
+            sleep=self._sleep,
+            unavailable=EmbeddingUnavailable,
+        )
+        return self._vectors(response, len(texts))
 
     def _request(self, texts: list[str]) -> CreateEmbeddingResponse:
         dimensions = self._config.dimensions if self._config.send_dimensions else openai.omit

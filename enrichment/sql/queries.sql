@@ -476,3 +476,104 @@ WHERE r.source = :source
         WHERE p.source = r.source AND p.record_key = r.record_key
           AND p.stage_index = r.stage_index - 1
           AND p.status IN ('COMPLETED', 'SKIPPED')));
+
+
+-- name: schedule_rechecks
+-- A confidence gate skipped these records (their later stages too): record why, and when
+-- they come back for another attempt. The same input gated again counts towards
+-- max_rechecks; once the count reaches it no re-check is scheduled (due_at NULL: the gate is
+-- final for that input, and visible here). A different input starts the count afresh.
+-- Runs in the transaction that finishes the gated records.
+WITH clock AS (
+    SELECT coalesce(CAST(:now AS timestamptz), statement_timestamp()) AS now
+),
+gated AS (
+    SELECT *
+    FROM unnest(CAST(:keys AS text[]), CAST(:workspaces AS text[]), CAST(:reasons AS text[]),
+                CAST(:input_hashes AS text[]), CAST(:after_seconds AS float8[]),
+                CAST(:max_rechecks AS integer[]))
+         AS g(record_key, workspace_id, reason, input_hash, after_seconds, max_rechecks)
+)
+INSERT INTO enrichment.rechecks AS r
+    (source, record_key, stage, workspace_id, reason, input_hash, rechecks, max_rechecks,
+     due_at, gated_at)
+SELECT :source, g.record_key, :stage, g.workspace_id, g.reason, g.input_hash, 0,
+       g.max_rechecks,
+       CASE WHEN g.max_rechecks > 0 THEN clock.now + make_interval(secs => g.after_seconds) END,
+       clock.now
+FROM gated AS g, clock
+ON CONFLICT (source, record_key, stage) DO UPDATE
+SET workspace_id = EXCLUDED.workspace_id,
+    reason = EXCLUDED.reason,
+    input_hash = EXCLUDED.input_hash,
+    rechecks = CASE WHEN r.input_hash IS NOT DISTINCT FROM EXCLUDED.input_hash
+                    THEN r.rechecks ELSE 0 END,
+    max_rechecks = EXCLUDED.max_rechecks,
+    due_at = CASE WHEN r.input_hash IS NOT DISTINCT FROM EXCLUDED.input_hash
+                       AND r.rechecks >= EXCLUDED.max_rechecks THEN NULL
+                  ELSE EXCLUDED.due_at END,
+    gated_at = EXCLUDED.gated_at;
+
+
+-- name: take_due_rechecks
+-- Re-checks that are due, taken for re-queueing in one statement: a record its gate still
+-- holds (the gating stage SKIPPED with the gate's reason) counts one more re-check and comes
+-- back (the caller enqueues its event in the same transaction); a record that failed or was
+-- re-queued since has nothing to re-check now and keeps its count; rows of records that
+-- completed or were deleted are dropped.
+-- Index: rechecks_due_idx (due_at) WHERE due_at IS NOT NULL.
+-- Lock: FOR UPDATE SKIP LOCKED, so two callers never re-queue the same record twice.
+WITH clock AS (
+    SELECT coalesce(CAST(:now AS timestamptz), statement_timestamp()) AS now
+),
+due AS (
+    SELECT c.source, c.record_key, c.stage,
+           coalesce(s.status = 'COMPLETED' OR s.deleted_at IS NOT NULL, true) AS obsolete,
+           coalesce(s.status = 'SKIPPED' AND s.skip_reason = c.reason
+                    AND s.deleted_at IS NULL, false) AS gated
+    FROM enrichment.rechecks AS c
+    CROSS JOIN clock
+    LEFT JOIN enrichment.record_state AS s
+           ON s.source = c.source AND s.record_key = c.record_key AND s.stage = c.stage
+    WHERE c.due_at <= clock.now
+      AND (CAST(:source AS text) IS NULL OR c.source = CAST(:source AS text))
+      AND (CAST(:workspace AS text) IS NULL OR c.workspace_id = CAST(:workspace AS text))
+    ORDER BY c.due_at
+    LIMIT :limit
+    FOR UPDATE OF c SKIP LOCKED
+),
+dropped AS (
+    DELETE FROM enrichment.rechecks AS c
+    USING due AS d
+    WHERE c.source = d.source AND c.record_key = d.record_key AND c.stage = d.stage
+      AND d.obsolete
+),
+taken AS (
+    UPDATE enrichment.rechecks AS c
+    SET rechecks = c.rechecks + CASE WHEN d.gated THEN 1 ELSE 0 END,
+        requeued_at = CASE WHEN d.gated THEN clock.now ELSE c.requeued_at END,
+        due_at = NULL
+    FROM due AS d, clock
+    WHERE c.source = d.source AND c.record_key = d.record_key AND c.stage = d.stage
+      AND NOT d.obsolete
+    RETURNING c.source, c.record_key, c.workspace_id, c.stage, d.gated
+)
+SELECT source, record_key, workspace_id, stage
+FROM taken
+WHERE gated
+ORDER BY source, workspace_id, record_key;
+
+
+-- name: gated_records
+-- Records a gate holds back right now (their gating stage is SKIPPED), with their re-check:
+-- when it is due, or NULL once no re-check is left for that input.
+SELECT c.source, c.stage, c.record_key, c.workspace_id, c.reason, c.rechecks,
+       c.max_rechecks, c.due_at, c.gated_at, c.requeued_at
+FROM enrichment.rechecks AS c
+JOIN enrichment.record_state AS s
+  ON s.source = c.source AND s.record_key = c.record_key AND s.stage = c.stage
+WHERE s.status = 'SKIPPED' AND s.skip_reason = c.reason AND s.deleted_at IS NULL
+  AND (CAST(:source AS text) IS NULL OR c.source = CAST(:source AS text))
+  AND (CAST(:workspace AS text) IS NULL OR c.workspace_id = CAST(:workspace AS text))
+ORDER BY c.due_at NULLS LAST, c.source, c.record_key
+LIMIT :limit;

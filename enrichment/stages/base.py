@@ -39,16 +39,33 @@ class Completed:
 
 
 @dataclass(frozen=True, slots=True)
+class Recheck:
+    """Bring a gated record back after ``after_seconds``: a low confidence is not final.
+
+    A record gated again with the same ``input_hash`` counts towards ``max_rechecks``; after
+    that many re-checks it stays gated (visibly, in ``enrichment.rechecks``). A different input
+    starts the count afresh.
+    """
+
+    after_seconds: float
+    max_rechecks: int
+    input_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Skipped:
     """Nothing to do for this record at this stage.
 
     ``skip_remaining`` also skips the record's later stages (with the same reason), for gates
-    such as a confidence below the stage's minimum.
+    such as a confidence below the stage's minimum; ``recheck`` schedules such a record to come
+    back. ``effects`` are handed to ``WritingStage.write`` like a completion's.
     """
 
     reason: str
     skip_remaining: bool = False
     output: Mapping[str, Any] | None = None
+    effects: Any = field(default=None, compare=False, repr=False)
+    recheck: Recheck | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,4 +98,25 @@ class WritingStage(Stage, Protocol):
     def write(self, connection: Connection, effects: Mapping[str, Any]) -> None:
         """Persist the effects of completed records (by key), inside the outcome's
         transaction, so the state and the data commit together or not at all."""
+        ...
+
+
+@runtime_checkable
+class ForgettingStage(Stage, Protocol):
+    """A stage whose written results must not outlive a failure: what ``write`` put outside
+    record_state is cleared when the record's attempt fails or an earlier stage's gate skips
+    it, so nobody reads a stale or default value as a result."""
+
+    def forget(self, connection: Connection, keys: Sequence[str]) -> None:
+        """Clear the written results of ``keys``, inside the outcome's transaction."""
+        ...
+
+
+@runtime_checkable
+class AnnouncingStage(Stage, Protocol):
+    """A stage that tells the world about its results once they are committed."""
+
+    def announce(self, finished: Mapping[str, Completed | Skipped]) -> None:
+        """Called after the transaction that recorded ``finished`` committed. Best effort:
+        an error here is logged, the recorded outcomes stand."""
         ...

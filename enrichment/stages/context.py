@@ -1,132 +1,179 @@
 """context: fetch each record, its related entities one hop away and its semantic metadata, and
-build the enriched text. One query per batch, whatever the number of relations."""
+build the enriched text. One query per batch, whatever the number of relations.
+
+Privacy modes: with ``none`` the stage reads the source table itself. With ``redact`` it reads
+the redact stage's output (the redacted record) instead, and scans the rendered text once more,
+so a value a template put together (``{{ user }}@{{ domain }}``) is caught too. With ``block``
+(the source's mode, or a record the redact stage could not redact) it stores metadata only: no
+text, no column values; the later stages find nothing to chunk or embed, and a record that had
+vectors loses them.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from enrichment.config import RelatedEntity, SourceConfig
+from enrichment.config import SourceConfig
+from enrichment.errors import InvalidInput
 from enrichment.formatting import TextFormatter
-from enrichment.source_tables import check_source, quote
+from enrichment.queue import Queue
+from enrichment.records import SourceRecord, SourceRecords
+from enrichment.redaction import RedactionError, Redactor, merge_counts
 from enrichment.stages.base import ClaimedRecord, Completed, Failed, StageOutcome
-
-
-def _related_subquery(relation: RelatedEntity) -> str:
-    fields = ", ".join(quote(field) for field in relation.fields)
-    match = f"r.{quote(relation.join.remote)} = s.{quote(relation.join.local)}"
-    if relation.many:
-        return (
-            f"(SELECT coalesce(jsonb_agg(to_jsonb(x)), '[]'::jsonb) FROM "
-            f"(SELECT {fields} FROM {quote(relation.table)} AS r WHERE {match} "
-            f"LIMIT {relation.limit}) AS x)"
-        )
-    return (
-        f"(SELECT to_jsonb(x) FROM (SELECT {fields} FROM {quote(relation.table)} AS r "
-        f"WHERE {match} LIMIT 1) AS x)"
-    )
+from enrichment.stages.redact import RedactedRecord
 
 
 class ContextStage:
     name = "context"
 
-    def __init__(self, engine: Engine, source: SourceConfig, *, config_hash: str) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        source: SourceConfig,
+        *,
+        config_hash: str,
+        record_stage: str | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
+        if source.privacy == "redact" and (record_stage is None or redactor is None):
+            raise InvalidInput(
+                f"sources[{source.name}].stages",
+                "privacy 'redact' needs a redact stage before context, so that the context "
+                "stage never reads a record that is not redacted",
+            )
         self.engine = engine
         self.source = source
         self.config_hash = config_hash
+        self.record_stage = record_stage
+        self.redactor = redactor
+        self.records = SourceRecords(engine, source)
         self.formatter = TextFormatter(source)
 
-    @cached_property
-    def _query(self) -> str:
-        """Built once from the configuration, after checking the tables and columns exist."""
-        source = self.source
-        with self.engine.connect() as connection:
-            key_type = check_source(connection, source, relations=source.related, updated_at=True)
-        record = ", ".join(f"'{column}', s.{quote(column)}" for column in source.columns)
-        updated = (
-            f"s.{quote(source.updated_at_column)}"
-            if source.updated_at_column
-            else "NULL::timestamptz"
-        )
-        related = "".join(
-            f", {_related_subquery(relation)} AS {quote('rel_' + relation.name)}"
-            for relation in source.related
-        )
-        return (
-            f"SELECT s.{quote(source.key_column)}::text AS record_key, "
-            f"s.{quote(source.workspace_column)}::text AS workspace_id, "
-            f"{updated} AS source_updated_at, jsonb_build_object({record}) AS record{related} "
-            f"FROM {quote(source.table)} AS s "
-            f"WHERE s.{quote(source.key_column)} = ANY(CAST(:keys AS {key_type}[]))"
-        )
-
     def run(self, records: Sequence[ClaimedRecord]) -> Mapping[str, StageOutcome]:
+        keys = [record.record_key for record in records]
+        if self.record_stage is None:
+            return self._from_source(keys)
         with self.engine.connect() as connection:
-            rows = {
-                row.record_key: row
-                for row in connection.execute(
-                    text(self._query), {"keys": [record.record_key for record in records]}
-                )
-            }
+            upstream = Queue(connection).outputs(self.source.name, self.record_stage, keys)
         outcomes: dict[str, StageOutcome] = {}
-        for record in records:
-            row = rows.get(record.record_key)
-            if row is None:
-                outcomes[record.record_key] = Failed(
-                    "RecordNotFound",
-                    f"record {record.record_key!r} is not in {self.source.table} "
-                    f"(field {self.source.key_column!r})",
-                    retryable=False,
+        for key in keys:
+            output = upstream.get(key)
+            if not isinstance(output, dict):
+                outcomes[key] = Failed(
+                    "MissingInput", f"record {key!r}: no {self.record_stage!r} output to render"
                 )
                 continue
-            outcomes[record.record_key] = self._enrich(record, dict(row._mapping))
+            redacted = RedactedRecord.from_output(key, output)
+            if redacted.record is None:
+                outcomes[key] = self._metadata_only(
+                    key, redacted.workspace_id, redacted.source_updated_at, redacted.error
+                )
+            else:
+                outcomes[key] = self._enrich(redacted.record, redacted.redactions)
         return outcomes
 
-    def _enrich(self, record: ClaimedRecord, row: Mapping[str, Any]) -> StageOutcome:
+    def _from_source(self, keys: Sequence[str]) -> dict[str, StageOutcome]:
+        fetched = self.records.fetch(keys)
+        outcomes: dict[str, StageOutcome] = {}
+        for key in keys:
+            record = fetched.get(key)
+            if record is None:
+                outcomes[key] = self.records.not_found(key)
+            elif self.source.privacy == "block":
+                outcomes[key] = self._metadata_only(
+                    key, record.workspace_id, record.source_updated_at, None
+                )
+            else:
+                outcomes[key] = self._enrich(record, None)
+        return outcomes
+
+    def _enrich(self, row: SourceRecord, redactions: Mapping[str, int] | None) -> StageOutcome:
         source = self.source
-        if not row["workspace_id"]:
-            return Failed(
-                "MissingWorkspace",
-                f"record {record.record_key!r}: field {source.workspace_column!r} is empty",
-                retryable=False,
-            )
-        related = {relation.name: row[f"rel_{relation.name}"] for relation in source.related}
+        if not row.workspace_id:
+            return self.records.missing_workspace(row.key)
         try:
-            enriched = self.formatter.render(
-                row["record"], related, workspace_id=row["workspace_id"]
-            )
+            enriched = self.formatter.render(row.record, row.related, workspace_id=row.workspace_id)
         except Exception as err:  # a template that fails on this record's values
+            detail = f"{type(err).__name__}: {err}"
+            if self.redactor is not None:  # the message may quote a value
+                detail = self._scrub(detail)
             return Failed(
                 "TemplateError",
-                f"record {record.record_key!r}: the template of source {source.name!r} failed: "
-                f"{type(err).__name__}: {err}",
+                f"record {row.key!r}: the template of source {source.name!r} failed: {detail}",
                 retryable=False,
             )
-        updated_at = row["source_updated_at"]
-        output = {
+        output: dict[str, Any] = {
             "text": enriched,
-            "workspace_id": row["workspace_id"],
+            "workspace_id": row.workspace_id,
             "entity_type": source.entity.type,
             "semantic_category": source.entity.category,
             "related_entity_types": sorted(
                 {
                     relation.entity_type or relation.name
                     for relation in source.related
-                    if related.get(relation.name)
+                    if row.related.get(relation.name)
                 }
             ),
             "metadata": {
                 key: value
-                for key, value in row["record"].items()
+                for key, value in row.record.items()
                 if isinstance(value, str | int | float | bool) and len(str(value)) <= 200
             },
-            "source_updated_at": updated_at.isoformat() if updated_at else None,
+            "source_updated_at": row.source_updated_at,
         }
+        if self.redactor is not None:
+            try:
+                rescanned = self.redactor.redact(enriched, field="text")
+            except RedactionError as err:
+                return self._metadata_only(
+                    row.key,
+                    row.workspace_id,
+                    row.source_updated_at,
+                    {"type": type(err).__name__, "field": err.field, "problem": err.problem},
+                )
+            output["text"] = rescanned.text
+            output["privacy"] = "redact"
+            output["redactions"] = merge_counts(redactions or {}, rescanned.counts)
+        return self._completed(output)
+
+    def _metadata_only(
+        self,
+        key: str,
+        workspace_id: str | None,
+        updated_at: str | None,
+        error: Mapping[str, Any] | None,
+    ) -> StageOutcome:
+        """What a blocked record keeps: where it belongs and what kind of entity it is, never
+        its text or column values."""
+        if not workspace_id:
+            return self.records.missing_workspace(key)
+        output: dict[str, Any] = {
+            "text": None,
+            "privacy": "block",
+            "workspace_id": workspace_id,
+            "entity_type": self.source.entity.type,
+            "semantic_category": self.source.entity.category,
+            "related_entity_types": [],
+            "metadata": {},
+            "source_updated_at": updated_at,
+        }
+        if error is not None:
+            output["redaction_error"] = dict(error)
+        return self._completed(output)
+
+    def _scrub(self, message: str) -> str:
+        assert self.redactor is not None
+        try:
+            return self.redactor.redact(message).text
+        except RedactionError:
+            return "(message withheld: too long to redact)"
+
+    def _completed(self, output: dict[str, Any]) -> Completed:
         # The source's own updated-at is left out: touching a row without changing what the
         # pipeline reads must not re-embed it.
         read = {key: value for key, value in output.items() if key != "source_updated_at"}
