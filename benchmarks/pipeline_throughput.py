@@ -155,7 +155,14 @@ def make_records(
 
 
 def source_config(
-    name: str, dataset: str, *, device: str, encode_batch_size: int, max_tokens: int, overlap: int
+    name: str,
+    dataset: str,
+    *,
+    device: str,
+    encode_batch_size: int,
+    max_tokens: int,
+    overlap: int,
+    backend: str = "torch",
 ) -> SourceConfig:
     entity_type, category, body_label = ENTITY[dataset]
     config = parse_config(
@@ -185,6 +192,7 @@ def source_config(
                                     "provider": "local",
                                     "device": device,
                                     "batch_size": encode_batch_size,
+                                    "backend": backend,
                                 }
                             }
                         },

@@ -62,6 +62,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
 app.add_typer(sources_app, name="sources")
 app.add_typer(vectors_app, name="vectors")
+embedders_app = typer.Typer(
+    help="Local embedding models: the ONNX exports of the onnx backends.", no_args_is_help=True
+)
+app.add_typer(embedders_app, name="embedders")
 metrics_app = typer.Typer(
     help="Monitoring metrics: show them, or serve them to Prometheus.", no_args_is_help=True
 )
@@ -523,6 +527,52 @@ def vectors_activate(name: Annotated[str, typer.Argument(help="Table to serve se
     with get_engine().begin() as connection:
         table = vectors.activate(connection, name)
     console.print(f"{table.name} is active ({table.model_version})")
+
+
+@embedders_app.command("prepare")
+def embedders_prepare(source: SourceOption = None, as_json: JsonOption = False) -> None:
+    """Export and verify the ONNX models of the configured local embedders now (once per
+    model version; workers then start from the cache). A refusal exits with code 2."""
+    from enrichment.config import EmbedStageConfig, LocalEmbedding
+    from enrichment.embedders.local_onnx import OnnxEmbedder
+    from enrichment.sources import build_embedder
+
+    settings = get_settings()
+    rows = []
+    for selected in _selected(_config(), source):
+        stage = selected.stage("embed")
+        if not isinstance(stage, EmbedStageConfig) or not isinstance(
+            stage.embedding, LocalEmbedding
+        ):
+            continue
+        embedder = build_embedder(stage.embedding, data_dir=settings.data_dir)
+        row: dict[str, Any] = {
+            "source": selected.name,
+            "backend": stage.embedding.backend,
+            "model_version": embedder.model_version,
+        }
+        if isinstance(embedder, OnnxEmbedder):
+            exported = embedder.export()
+            row.update(
+                directory=str(exported.directory),
+                at_export=exported.verification.to_json(),
+                here=embedder.verification.to_json(),
+            )
+        rows.append(row)
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        console.print("No source embeds with the local provider.")
+    for row in rows:
+        if "directory" not in row:
+            console.print(f"{row['source']}: {row['model_version']}: torch, nothing to export")
+            continue
+        console.print(
+            f"{row['source']}: {row['model_version']} in {row['directory']}; verified against "
+            f"torch: min cosine {row['at_export']['min_cosine']:.6f} at export, "
+            f"{row['here']['min_cosine']:.6f} here"
+        )
 
 
 # --- monitoring: health, metrics, alerts ---------------------------------------------------------

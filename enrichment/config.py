@@ -192,6 +192,13 @@ class LocalEmbedding(_Strict):
     )
     device: str | None = Field(default=None, description="cpu or cuda; default: cuda if available.")
     batch_size: int = Field(default=16, ge=1, le=4096)
+    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        default="onnx",
+        description="Runtime of the model: onnx (the model exported once to ONNX and run by "
+        "onnxruntime: torch's vectors, faster on CPU), torch (sentence-transformers; for GPUs) "
+        "or onnx-int8 (dynamically quantized: faster still, approximate vectors). Part of the "
+        "model version: changing it re-embeds through a new vector table.",
+    )
 
 
 class OpenAIEmbedding(_Strict):

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
@@ -68,10 +69,31 @@ def config_hash(source: SourceConfig) -> str:
     metadata, related fields, template, chunking, embedding model. Retries, leases, batch
     sizes and timeouts are left out."""
     dumped = source.model_dump(mode="json", exclude=_HOW_IT_RUNS)
+    for stage in dumped["stages"]:
+        embedding = stage.get("embedding") or {}
+        # torch was the only runtime before `backend` existed: left out, a source that says
+        # `backend: torch` keeps the hash it had then (and its vectors), while any other
+        # backend, the default onnx included, changes the hash and re-embeds.
+        if embedding.get("backend") == "torch":
+            del embedding["backend"]
     return hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def build_embedder(config: LocalEmbedding | OpenAIEmbedding) -> Embedder:
+def build_embedder(
+    config: LocalEmbedding | OpenAIEmbedding, *, data_dir: Path | None = None
+) -> Embedder:
+    """The configured embedder; local ONNX exports are cached under ``data_dir/models``
+    (default: the settings' data directory)."""
+    if isinstance(config, LocalEmbedding) and config.backend != "torch":
+        from enrichment.embedders.local_onnx import OnnxEmbedder, default_cache_dir
+
+        return OnnxEmbedder(
+            config.model,
+            backend=config.backend,
+            device=config.device,
+            batch_size=config.batch_size,
+            cache_dir=default_cache_dir() if data_dir is None else data_dir / "models",
+        )
     if isinstance(config, LocalEmbedding):
         from enrichment.embedders.local import SentenceTransformerEmbedder
 
@@ -119,7 +141,7 @@ def build_pipeline(engine: Engine, source: SourceConfig, settings: Settings) -> 
             stage = EmbedStage(
                 engine,
                 source.name,
-                build_embedder(stage_config.embedding),
+                build_embedder(stage_config.embedding, data_dir=settings.data_dir),
                 chunk_stage="chunk" if has_chunk else None,
                 store_text=source.privacy != "block",
             )

@@ -48,6 +48,24 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def offline() -> None:
+    """Switch the Hugging Face hub off before a library that could download is imported: a
+    model missing a file then fails at once instead of being fetched."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+def resolve_model(model_path: str | Path | None, model_name: str | None) -> tuple[Path, str]:
+    """The model directory (default: the packaged model) and the name recorded with vectors
+    (default: the directory's name). A missing directory is bad input, found before loading."""
+    path = packaged_model_path() if model_path is None else Path(model_path)
+    if not path.is_dir():
+        raise InvalidInput("model_path", f"{str(path)!r} is not a directory holding a local model")
+    if model_name is None:
+        model_name = DEFAULT_MODEL_NAME if model_path is None else path.name
+    return path.resolve(), model_name
+
+
 def load_model(model_path: Path, device: str) -> SentenceTransformer:
     """The model in ``model_path`` on ``device``, loaded once per process and then shared.
 
@@ -58,8 +76,7 @@ def load_model(model_path: Path, device: str) -> SentenceTransformer:
     with _models_lock:
         model = _models.get(key)
         if model is None:
-            os.environ["HF_HUB_OFFLINE"] = "1"
-            os.environ["TRANSFORMERS_OFFLINE"] = "1"
+            offline()
             from sentence_transformers import SentenceTransformer
 
             # sentence-transformers takes the directory as a str; a Path is rejected.
@@ -104,15 +121,7 @@ class SentenceTransformerEmbedder:
     ) -> None:
         if batch_size < 1:
             raise InvalidInput("batch_size", f"must be >= 1, got {batch_size}")
-        path = packaged_model_path() if model_path is None else Path(model_path)
-        if not path.is_dir():
-            raise InvalidInput(
-                "model_path", f"{str(path)!r} is not a directory holding a local model"
-            )
-        self._path = path.resolve()
-        if model_name is None:
-            model_name = DEFAULT_MODEL_NAME if model_path is None else path.name
-        self._model_name = model_name
+        self._path, self._model_name = resolve_model(model_path, model_name)
         self._device = device or default_device()
         self._batch_size = batch_size
         self._version: str | None = None
