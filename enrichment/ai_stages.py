@@ -58,10 +58,18 @@ def text_stage(source: SourceConfig, config: AIStageConfig) -> str:
 
 
 def local_embedder(settings: LocalModelSettings) -> Embedder:
-    from enrichment.embedders.local import SentenceTransformerEmbedder
+    """The local model of the local backends, on the configured runtime (the embed stage's
+    choice of runtimes: one ONNX export serves both)."""
+    from enrichment.config import LocalEmbedding
+    from enrichment.sources import build_embedder
 
-    return SentenceTransformerEmbedder(
-        settings.model, device=settings.device, batch_size=settings.batch_size
+    return build_embedder(
+        LocalEmbedding(
+            model=settings.model,
+            device=settings.device,
+            batch_size=settings.batch_size,
+            backend=settings.backend,
+        )
     )
 
 

@@ -246,6 +246,11 @@ class LocalModelSettings(_Strict):
     )
     device: str | None = Field(default=None, description="cpu or cuda; default: cuda if available.")
     batch_size: int = Field(default=16, ge=1, le=4096)
+    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        default="onnx",
+        description="Runtime of the model, as for the embed stage's local provider: onnx "
+        "(torch's vectors, faster on CPU), torch, or onnx-int8 (approximate vectors).",
+    )
 
 
 class Calibration(_Strict):

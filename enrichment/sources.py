@@ -76,6 +76,11 @@ def config_hash(source: SourceConfig) -> str:
         # backend, the default onnx included, changes the hash and re-embeds.
         if embedding.get("backend") == "torch":
             del embedding["backend"]
+        # The AI stages' local model gives the same vectors on torch and onnx (verified on
+        # export), so their results do not depend on which; int8's approximate ones count.
+        local = stage.get("local") or {}
+        if local.get("backend") in ("torch", "onnx"):
+            del local["backend"]
     return hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()[:16]
 
 
