@@ -724,8 +724,9 @@ def alerts_list(
 
 def _search_embedder(config: EnrichConfig | None) -> Embedder:
     """The embedder of the active vector table's model among the configured ones (and the
-    packaged default model, which a table may still hold while its successor is filled).
-    Without a match, the first configured one: the search then says what does not match."""
+    packaged default model on each runtime, which a table may still hold while its successor
+    is filled). Without a match, the first configured one: the search then says what does
+    not match."""
     with get_engine().connect() as connection:
         active = vectors.active_table(connection)
     candidates: dict[str, LocalEmbedding | OpenAIEmbedding] = {}
@@ -733,7 +734,9 @@ def _search_embedder(config: EnrichConfig | None) -> Embedder:
         stage = source.stage("embed")
         if stage is not None:
             candidates.setdefault(stage.embedding.model_dump_json(), stage.embedding)
-    candidates.setdefault(LocalEmbedding().model_dump_json(), LocalEmbedding())
+    for backend in ("onnx", "torch", "onnx-int8"):
+        packaged = LocalEmbedding(backend=backend)
+        candidates.setdefault(packaged.model_dump_json(), packaged)
     built = []
     for embedding in candidates.values():
         try:

@@ -15,21 +15,21 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from enrichment import search_schema
-from enrichment.config import EnrichConfig, parse_config
+from enrichment.config import EnrichConfig, LocalEmbedding, parse_config
 from enrichment.database import engine_for
-from enrichment.embedders.local import SentenceTransformerEmbedder
+from enrichment.embedders.base import Embedder
 from enrichment.runner import Runner
 from enrichment.settings import Settings
-from enrichment.sources import build_pipelines, sync
+from enrichment.sources import build_embedder, build_pipelines, sync
 from tests.conftest import TABLES
 from tests.helpers import send
 
 
 @cache
-def embedder() -> SentenceTransformerEmbedder:
+def embedder() -> Embedder:
     """The embedder the pipeline's default ``local`` configuration builds (one per session:
-    its model version hashes the model's files)."""
-    return SentenceTransformerEmbedder()
+    its model version hashes the model's files and names the runtime)."""
+    return build_embedder(LocalEmbedding())
 
 
 def enrich(
