@@ -144,6 +144,19 @@ def test_settings_of_how_the_ai_stages_run_do_not_change_the_config_hash() -> No
     assert config_hash(parse_config(data).sources[0]) == before
 
 
+def test_the_local_models_runtime_changes_the_config_hash_only_when_it_changes_the_vectors() -> (
+    None
+):
+    def hashed(backend: str | None) -> str:
+        data = valid()
+        if backend is not None:
+            stage(data, 1)["local"] = {"backend": backend}
+        return config_hash(parse_config(data).sources[0])
+
+    assert hashed("torch") == hashed("onnx") == hashed(None)  # the same vectors
+    assert hashed("onnx-int8") != hashed("onnx")  # approximate ones
+
+
 @pytest.mark.parametrize(
     "change",
     [
