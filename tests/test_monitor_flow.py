@@ -12,7 +12,11 @@ from typing import Any
 import pytest
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
+)
 from prefect.events.filters import EventFilter, EventNameFilter
 from prefect.events.worker import EventsWorker
 from prefect.variables import Variable
@@ -172,12 +176,14 @@ def test_the_monitor_flow_publishes_a_markdown_summary(monitored: Engine) -> Non
 
     queue_with_a_dead_letter(monitored)
 
-    monitor_flow(notify_channels=False)
+    state = monitor_flow(notify_channels=False, return_state=True)
 
-    with get_client(sync_client=True) as client:
+    with get_client(sync_client=True) as client:  # this run's, not an earlier test's
         (artifact,) = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["enrichment-monitor"])),
-            limit=1,
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["enrichment-monitor"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+            )
         )
     assert artifact.type == "markdown"
     assert "| source=notes | 4 | 75.0 |" in str(artifact.data)

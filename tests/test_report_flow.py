@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
 from sqlalchemy import Engine
 
 from enrichment.settings import get_settings
@@ -48,7 +49,9 @@ def report_database(
 def _artifact_markdown() -> str:
     with get_client(sync_client=True) as client:
         (artifact,) = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[ARTIFACT_KEY])), limit=1
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[ARTIFACT_KEY])),
+            sort=ArtifactSort.CREATED_DESC,  # the newest: other tests publish the same key
+            limit=1,
         )
     assert isinstance(artifact.data, str)
     return artifact.data
