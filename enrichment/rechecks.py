@@ -17,11 +17,9 @@ from collections import defaultdict
 from sqlalchemy import Connection
 
 from enrichment.clock import Clock
-from enrichment.events import enqueue
+from enrichment.events import enqueue_records
 from enrichment.queue import GatedRecord, Queue
-from enrichment.states import Action, Reason
-
-MAX_IDS_PER_EVENT = 10_000
+from enrichment.states import Reason
 
 
 def requeue_due_rechecks(
@@ -44,25 +42,13 @@ def requeue_due_rechecks(
         source=source, workspace=workspace, limit=limit
     )
     # A record gated by two stages is taken twice; one event brings it back.
-    keys: dict[tuple[str, str], set[str]] = defaultdict(set)
+    pairs: dict[str, set[tuple[str, str]]] = defaultdict(set)
     for recheck in due:
-        keys[(recheck.source, recheck.workspace_id)].add(recheck.record_key)
-    events = []
-    for (source_name, workspace_id), unique in sorted(keys.items()):
-        ids = sorted(unique)
-        for start in range(0, len(ids), MAX_IDS_PER_EVENT):
-            events.append(
-                {
-                    "workspace_id": workspace_id,
-                    "source": source_name,
-                    "record_ids": ids[start : start + MAX_IDS_PER_EVENT],
-                    "action": Action.UPDATE,
-                    "reason": Reason.REPROCESS,
-                }
-            )
-    if events:
-        enqueue(connection, events)
-    return sum(len(ids) for ids in keys.values())
+        pairs[recheck.source].add((recheck.workspace_id, recheck.record_key))
+    return sum(
+        enqueue_records(connection, name, sorted(keys), Reason.REPROCESS, force=False)
+        for name, keys in sorted(pairs.items())
+    )
 
 
 def gated_records(
