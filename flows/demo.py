@@ -10,41 +10,26 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 
-from enrichment import capture, fulfilment, migrate
-from enrichment.config import ClassifyStageConfig
 from enrichment.database import get_engine
-from enrichment.fulfilment.outcome import SOURCE, outcome
-from enrichment.runner import Runner
+from enrichment.fulfilment.demo import PreparedDemo
+from enrichment.fulfilment.demo import prepare as prepare_demo
+from enrichment.fulfilment.outcome import outcome
 from enrichment.settings import get_settings
-from enrichment.sources import load_runner
 from flows.common import drain_steps, publish_run_report
-
-DEFAULT_GATE = 0.6
 
 
 @task(name="prepare-demo", cache_policy=NO_CACHE)
-def prepare(records: int, workspaces: int, seed: int) -> tuple[Runner, float]:
-    """Schema, sources and triggers first; then the demo rows, which queue themselves the way
-    production rows do. Returns the runner and the classify stage's confidence gate."""
-    logger = get_run_logger()
-    engine = get_engine()
-    migrate.upgrade(engine)
-    with engine.begin() as connection:
-        fulfilment.install_schema(connection)
-    config, runner = load_runner(get_settings(), engine)
-    source = config.source(SOURCE)
-    with engine.begin() as connection:
-        capture.install(connection, source)
-    summary = fulfilment.seed(engine, records=records, workspaces=workspaces, seed=seed)
-    logger.info(
+def prepare(records: int, workspaces: int, seed: int) -> PreparedDemo:
+    prepared = prepare_demo(
+        get_engine(), get_settings(), records=records, workspaces=workspaces, seed_value=seed
+    )
+    get_run_logger().info(
         "seeded %s exceptions in %s workspaces (%.1f s)",
         f"{records:,}",
-        len(summary.workspaces),
-        summary.seconds or 0.0,
+        len(prepared.seeded.workspaces),
+        prepared.seeded.seconds or 0.0,
     )
-    classify = source.stage("classify")
-    gate = classify.min_confidence if isinstance(classify, ClassifyStageConfig) else None
-    return runner, DEFAULT_GATE if gate is None else gate
+    return prepared
 
 
 @flow(
@@ -71,12 +56,13 @@ def demo_flow(
     ] = 64,
 ) -> dict[str, Any]:
     logger = get_run_logger()
-    runner, gate = prepare(records, min(workspaces, records), seed)
+    prepared = prepare(records, workspaces, seed)
+    runner = prepared.runner
     report = runner.drain(batch_size=batch_size, steps=drain_steps(runner))
     summary = publish_run_report(report, key="demo-run", title="Demo run")
     logger.info("demo cycle: %s", summary)
     with runner.engine.connect() as connection:
-        result = outcome(connection, gate=gate)
+        result = outcome(connection, gate=prepared.gate)
     create_markdown_artifact(
         key="demo-outcome", markdown=result.render(), description="What the demo made of the data"
     )

@@ -4,14 +4,16 @@ person runs it, then the demo flow again, as an ad hoc run from the UI would."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
-from typer.testing import CliRunner
 
-from enrichment import cli, vectors
+from enrichment import vectors
 from enrichment.fulfilment import truth
 from enrichment.fulfilment.outcome import SOURCE, DemoOutcome, outcome
 from enrichment.settings import get_settings
@@ -20,6 +22,7 @@ from enrichment.status import queue_status
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
+ENRICH = Path(sys.executable).parent / "enrich"
 RECORDS = 40
 STAGES = ("redact", "context", "classify", "resolve", "summarize", "chunk", "embed")
 
@@ -58,11 +61,17 @@ def stored_keys(engine: Engine) -> dict[str, int]:
 def test_enrich_demo_enriches_every_exception_and_shows_the_outcome(
     demo_database: Engine, prefect_api: str
 ) -> None:
-    result = CliRunner().invoke(
-        cli.app, ["demo", "--records", str(RECORDS), "--workspaces", "3", "--batch-size", "16"]
+    # A process of its own, as a person runs it (and Prefect's log handlers keep their stream).
+    result = subprocess.run(
+        [str(ENRICH), "demo", "--records", str(RECORDS), "--workspaces", "3"],
+        env={**os.environ, "PREFECT_API_URL": prefect_api},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
+    result_output = result.stdout + result.stderr
 
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result_output
     with demo_database.connect() as connection:
         found = outcome(connection, gate=0.6)
         expected = truth(connection)
@@ -77,12 +86,12 @@ def test_enrich_demo_enriches_every_exception_and_shows_the_outcome(
     assert set(stages) == set(STAGES)
     assert all(s.backlog == 0 and s.in_progress == 0 for s in stages.values())
     # What the person reads: the outcome, a sample with its summary, where to go next.
-    assert f"{RECORDS} exceptions" in result.output
-    assert "Labels against the generator's ground truth" in result.output
+    assert f"{RECORDS} exceptions" in result_output
+    assert "Labels against the generator's ground truth" in result_output
     assert found.samples and found.samples[0].summary
-    assert str(found.samples[0].id) in result.output
-    assert "enrich search" in result.output
-    assert "Traceback" not in result.output
+    assert str(found.samples[0].id) in result_output
+    assert "enrich search" in result_output
+    assert "Traceback" not in result_output
     # Every enriched exception is searchable; a gated one has no vectors yet.
     stored = stored_keys(demo_database)
     assert len(stored) == found.enriched

@@ -30,7 +30,33 @@ JOIN {SCHEMA}.exception_truth AS t ON t.exception_id = e.id
 LEFT JOIN enrichment.record_state AS s
        ON s.source = :source AND s.record_key = e.id::text
 GROUP BY e.id, t.exception_type
-ORDER BY e.id
+"""
+
+# Counted in the database: a scale run holds a million exceptions.
+_COUNTS = f"""
+SELECT count(*) AS exceptions,
+       count(*) FILTER (WHERE enriched) AS enriched,
+       count(*) FILTER (WHERE gated AND NOT enriched) AS gated,
+       count(*) FILTER (WHERE dead_lettered AND NOT (enriched OR gated)) AS dead_lettered,
+       count(ai_label) AS labelled,
+       count(*) FILTER (WHERE ai_label = truth) AS labels_right,
+       count(*) FILTER (WHERE confident) AS confident,
+       count(*) FILTER (WHERE confident AND ai_label = truth) AS confident_right
+FROM (SELECT *, ai_confidence >= CAST(:gate AS real) AS confident
+      FROM ({_PER_EXCEPTION}) AS e) AS x
+"""
+
+# The first enriched exception of each true type, up to :samples of them.
+_SAMPLES = f"""
+SELECT * FROM (
+    SELECT DISTINCT ON (truth) id, workspace_id, truth, ai_label, ai_confidence, ai_action,
+           ai_summary
+    FROM ({_PER_EXCEPTION}) AS x
+    WHERE enriched
+    ORDER BY truth, id
+) AS first_of_each
+ORDER BY id
+LIMIT :samples
 """
 
 _REDACTIONS = """
@@ -68,7 +94,7 @@ class DemoOutcome:
     labels_right: int
     confident: int
     confident_right: int
-    gate: float
+    gate: float | None
     redactions: Mapping[str, int] = field(default_factory=dict)
     samples: tuple[EnrichedException, ...] = ()
 
@@ -116,15 +142,22 @@ class DemoOutcome:
         overall = _share(self.labels_right, self.labelled)
         above = _share(self.confident_right, self.confident)
         below = _share(self.labels_right - self.confident_right, self.labelled - self.confident)
+        gated = (
+            f"{self.gated:,} below the confidence gate ({self.gate:g}: their resolution, summary "
+            "and vectors wait for a re-check)"
+            if self.gate is not None
+            else "no confidence gate"
+        )
+        labels = f"Labels against the generator's ground truth: {overall} right"
+        if self.gate is not None:
+            labels += f"; with confidence ≥ {self.gate:g}: {above} right; below it: {below}"
         lines = [
             f"**{self.exceptions:,} exceptions**: {self.enriched:,} enriched and searchable, "
-            f"{self.gated:,} below the confidence gate ({self.gate:g}: their resolution, summary "
-            f"and vectors wait for a re-check), {self.dead_lettered:,} dead-lettered"
+            f"{gated}, {self.dead_lettered:,} dead-lettered"
             + (f", {self.pending:,} still pending" if self.pending else "")
             + ".",
             "",
-            f"Labels against the generator's ground truth: {overall} right; with confidence "
-            f"≥ {self.gate:g}: {above} right; below it: {below}.",
+            labels + ".",
         ]
         if self.redactions:
             found = ", ".join(f"{kind} {count:,}" for kind, count in self.redactions.items())
@@ -157,44 +190,37 @@ def _share(part: int, whole: int) -> str:
 
 
 def outcome(
-    connection: Connection, *, gate: float, source: str = SOURCE, samples: int = SAMPLE_SIZE
+    connection: Connection,
+    *,
+    gate: float | None,
+    source: str = SOURCE,
+    samples: int = SAMPLE_SIZE,
 ) -> DemoOutcome:
     """The demo's outcome as the database holds it now. ``gate`` is the classify stage's
-    ``min_confidence``; the samples are the first enriched exception of each true type (up to
-    ``samples``), so they show different labels, actions and summaries."""
-    rows = connection.execute(text(_PER_EXCEPTION), {"source": source}).mappings().all()
-    labelled = [row for row in rows if row["ai_label"] is not None]
-    confident = [row for row in labelled if row["ai_confidence"] >= gate]
-    shown: dict[str, EnrichedException] = {}
-    for row in rows:
-        if len(shown) == samples:
-            break
-        if row["enriched"] and row["truth"] not in shown:
-            shown[row["truth"]] = EnrichedException(
-                id=row["id"],
-                workspace_id=row["workspace_id"],
-                true_type=row["truth"],
-                label=row["ai_label"],
-                confidence=row["ai_confidence"],
-                action=row["ai_action"],
-                summary=row["ai_summary"],
-            )
+    ``min_confidence`` (None: no gate, nothing counts as confident); the samples are the first
+    enriched exception of each true type (up to ``samples``), so they show different labels,
+    actions and summaries."""
+    params = {"source": source, "gate": gate, "samples": samples}
+    counts = connection.execute(text(_COUNTS), params).mappings().one()
+    shown = tuple(
+        EnrichedException(
+            id=row["id"],
+            workspace_id=row["workspace_id"],
+            true_type=row["truth"],
+            label=row["ai_label"],
+            confidence=row["ai_confidence"],
+            action=row["ai_action"],
+            summary=row["ai_summary"],
+        )
+        for row in connection.execute(text(_SAMPLES), params).mappings()
+    )
     redactions = {
         kind: int(count)
         for kind, count in connection.execute(text(_REDACTIONS), {"source": source}).all()
     }
     return DemoOutcome(
-        exceptions=len(rows),
-        enriched=sum(1 for row in rows if row["enriched"]),
-        gated=sum(1 for row in rows if row["gated"] and not row["enriched"]),
-        dead_lettered=sum(
-            1 for row in rows if row["dead_lettered"] and not (row["enriched"] or row["gated"])
-        ),
-        labelled=len(labelled),
-        labels_right=sum(1 for row in labelled if row["ai_label"] == row["truth"]),
-        confident=len(confident),
-        confident_right=sum(1 for row in confident if row["ai_label"] == row["truth"]),
+        **{name: int(value) for name, value in counts.items()},
         gate=gate,
         redactions=redactions,
-        samples=tuple(shown.values()),
+        samples=shown,
     )
