@@ -223,11 +223,6 @@ class EmbeddingClassifier:
             return softmax(scores, self._temperature)
         return softmax(np.append(scores, self._none), self._temperature)[:-1]
 
-    def scores(self, questions: Sequence[Question]) -> list[NDArray[np.float64] | ChoiceError]:
-        """Cosine similarity of each text to each of its candidates' prototypes."""
-        prototypes = self._ready()
-        return self._scores(questions, prototypes)
-
     def classify(self, questions: Sequence[Question]) -> list[Choice | ChoiceError]:
         prototypes = self._ready()
         results: list[Choice | ChoiceError] = []
@@ -343,7 +338,6 @@ class LLMClassifier:
         self._index = _check_options(self.options)
         self.chat = chat
         self.what = what
-        self.instructions = instructions
         self.concurrency = concurrency
         self._system = SYSTEM_PROMPT.format(what=what) + (
             f"\n{instructions.strip()}" if instructions else ""

@@ -148,10 +148,6 @@ class Redactor:
         self._placeholders = {c.kind: c.placeholder for c in self._custom}
         self._allow = frozenset(value.casefold() for value in self.config.allow)
 
-    @property
-    def kinds(self) -> list[str]:
-        return [d.kind for d in self._detectors] + [c.kind for c in self._custom]
-
     def placeholder(self, kind: str) -> str:
         return self._placeholders.get(kind, f"[{kind}]")
 

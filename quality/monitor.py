@@ -1,9 +1,9 @@
 """One monitor run: snapshot the metrics, move the alerts on, tell the channels.
 
-The steps are separate functions so the monitor flow can run each as a task; :func:`run_monitor`
-runs them in order without Prefect. Configuration comes from the ``monitoring:`` section of the
-configuration file, overridden key by key by the Prefect Variable ``enrich_monitoring`` (a JSON
-object of the same shape), so thresholds change without a redeploy.
+The steps are separate functions so the monitor flow can run each as a task. Configuration
+comes from the ``monitoring:`` section of the configuration file, overridden key by key by the
+Prefect Variable ``enrich_monitoring`` (a JSON object of the same shape), so thresholds change
+without a redeploy.
 """
 
 from __future__ import annotations
@@ -191,23 +191,6 @@ class MonitorResult:
             "delivery_errors": [str(e) for d in self.deliveries for e in d.errors],
             "pruned_rows": self.pruned,
         }
-
-
-def run_monitor(
-    engine: Engine,
-    config: MonitoringConfig,
-    options: MetricOptions,
-    *,
-    channels: Sequence[Channel] | None = None,
-    notify_channels: bool = True,
-    clock: Clock | None = None,
-    logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
-) -> MonitorResult:
-    """Snapshot, evaluate, notify: what the monitor flow does, without Prefect tasks."""
-    metrics, pruned = snapshot(engine, config, options, clock=clock)
-    changes = evaluate_alerts(engine, metrics, config, logger=logger)
-    deliveries = notify(engine, config, channels=channels, logger=logger) if notify_channels else []
-    return MonitorResult(metrics, changes, deliveries, pruned)
 
 
 # --- the summary table ------------------------------------------------------------------------
