@@ -23,8 +23,6 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import numpy as np
-from pgvector.psycopg import register_vector
-from psycopg import Connection as PsycopgConnection
 from psycopg import Cursor, errors
 from psycopg.rows import dict_row
 from pydantic import (
@@ -36,8 +34,9 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
+from enrichment import vectors
 from enrichment.config import EnrichConfig
 from enrichment.embedders.base import Embedder, EmbeddingError, EmbeddingUnavailable, Vector
 from enrichment.errors import EnrichmentError, InvalidInput, UnknownSource
@@ -388,14 +387,6 @@ CROSS JOIN LATERAL (
 ) AS c"""
 
 
-def _psycopg(connection: Connection) -> PsycopgConnection[Any]:
-    raw = connection.connection.driver_connection
-    assert isinstance(raw, PsycopgConnection)
-    if raw.adapters.types.get("vector") is None:
-        register_vector(raw)
-    return raw
-
-
 # --- the searcher -------------------------------------------------------------------------------
 
 
@@ -468,7 +459,7 @@ class Searcher:
         the active table (whose model the query vector is checked against)."""
         with (
             self.engine.begin() as connection,
-            _psycopg(connection).cursor(row_factory=dict_row) as cursor,
+            vectors.driver(connection).cursor(row_factory=dict_row) as cursor,
         ):
             table = self._begin(cursor, query)
             if query.mode is not SearchMode.LEXICAL:

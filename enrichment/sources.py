@@ -97,7 +97,7 @@ def build_embedder(
             backend=config.backend,
             device=config.device,
             batch_size=config.batch_size,
-            cache_dir=default_cache_dir() if data_dir is None else data_dir / "models",
+            cache_dir=default_cache_dir(data_dir),
         )
     if isinstance(config, LocalEmbedding):
         from enrichment.embedders.local import SentenceTransformerEmbedder

@@ -208,22 +208,23 @@ _INDEX_VALIDITY = """
 """
 
 
+def search_index_valid(connection: Connection, table: VectorTable) -> bool | None:
+    """Whether the table's HNSW index is usable: None when there is none, False when an
+    interrupted concurrent build left it invalid."""
+    found: bool | None = connection.execute(
+        text(_INDEX_VALIDITY), {"schema": SCHEMA, "index": search_index_name(table)}
+    ).scalar()
+    return found
+
+
 def tables_without_search_index(connection: Connection) -> list[VectorTable]:
     """Active and building tables whose HNSW index is missing or left invalid by an
     interrupted build (retired tables need none)."""
-    rows = connection.execute(
-        text(
-            "SELECT t.name, t.model_name, t.model_version, t.dimensions, t.state "
-            "FROM enrichment.embedding_tables t "
-            "WHERE t.state IN ('active', 'building') AND NOT EXISTS ("
-            "  SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "  JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "  WHERE n.nspname = :schema AND c.relname = t.name || '_hnsw' AND i.indisvalid) "
-            "ORDER BY t.created_at, t.name"
-        ),
-        {"schema": SCHEMA},
-    )
-    return [_row(row) for row in rows]
+    return [
+        table
+        for table in tables(connection)
+        if table.state in ("active", "building") and not search_index_valid(connection, table)
+    ]
 
 
 def build_search_index(engine: Engine, table: VectorTable, *, memory: str = "256MB") -> bool:
@@ -237,9 +238,7 @@ def build_search_index(engine: Engine, table: VectorTable, *, memory: str = "256
         if not locked:
             return False
         try:
-            valid = connection.execute(
-                text(_INDEX_VALIDITY), {"schema": SCHEMA, "index": search_index_name(table)}
-            ).scalar()
+            valid = search_index_valid(connection, table)
             if valid:
                 return True
             if valid is False:  # an interrupted concurrent build left an invalid index
@@ -274,9 +273,7 @@ def activate(connection: Connection, name: str) -> VectorTable:
     if target is None:
         known = ", ".join(table.name for table in tables(connection)) or "none"
         raise InvalidInput("table", f"no vector table {name!r} (tables: {known})")
-    valid = connection.execute(
-        text(_INDEX_VALIDITY), {"schema": SCHEMA, "index": search_index_name(target)}
-    ).scalar()
+    valid = search_index_valid(connection, target)
     if valid is False:
         connection.execute(text(f'DROP INDEX {SCHEMA}."{search_index_name(target)}"'))
     connection.execute(text(_search_index_ddl(target, concurrently=False)))
@@ -300,7 +297,8 @@ def activate(connection: Connection, name: str) -> VectorTable:
     )
 
 
-def _driver(connection: Connection) -> PsycopgConnection[Any]:
+def driver(connection: Connection) -> PsycopgConnection[Any]:
+    """The psycopg connection under ``connection``, able to send and read vectors."""
     raw = connection.connection.driver_connection
     assert isinstance(raw, PsycopgConnection)
     if raw.adapters.types.get("vector") is None:
@@ -314,7 +312,7 @@ def stored_vectors(
     """(record, chunk) -> (text hash, vector) of what is stored, to reuse unchanged chunks."""
     if not keys:
         return {}
-    raw = _driver(connection)
+    raw = driver(connection)
     with raw.cursor(binary=True) as cursor:
         cursor.execute(
             f"SELECT record_key, chunk_index, text_hash, embedding FROM {table.qualified} "
@@ -339,7 +337,7 @@ def write_chunks(
     ``chunk_counts`` holds every record of the batch with its number of chunks, including
     records with none (all their vectors go). One COPY and two statements per batch.
     """
-    raw = _driver(connection)
+    raw = driver(connection)
     staging = f"staging_{table.name}"
     names = ", ".join(name for name, _ in _COLUMNS)
     written = 0

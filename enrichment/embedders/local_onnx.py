@@ -37,9 +37,10 @@ _loaded: dict[tuple[str, str], tuple[ExportedModel, OnnxEncoder, Verification]] 
 _loaded_lock = threading.Lock()
 
 
-def default_cache_dir() -> Path:
-    """Exported models live under the data directory (``ENRICH_DATA_DIR``, ``.enrich``)."""
-    return get_settings().data_dir / "models"
+def default_cache_dir(data_dir: Path | None = None) -> Path:
+    """Exported models live under the data directory (default: the settings', that is
+    ``ENRICH_DATA_DIR`` or ``.enrich``)."""
+    return (data_dir if data_dir is not None else get_settings().data_dir) / "models"
 
 
 def default_device() -> str:
