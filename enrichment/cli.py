@@ -642,7 +642,7 @@ def metrics_show(
             report["scopes"] = [s for s in report["scopes"] if s["source"] == source]
         _print_json(report)
         return
-    scopes = [Scope()] + [s for s in metrics.scopes() if s.grain == "source"]
+    scopes = [Scope(), *metrics.scopes("source")]
     if source:
         scopes = [s for s in scopes if s.source == source]
     table = Table(title=f"Metrics at {metrics.taken_at:%Y-%m-%d %H:%M:%S}", box=box.SIMPLE_HEAD)

@@ -11,7 +11,7 @@ Every metric is documented in ``docs/monitoring.md``; :data:`METRICS` is the sam
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -263,8 +263,10 @@ class Metrics:
     def named(self, name: str) -> list[Metric]:
         return [metric for metric in self.values if metric.name == name]
 
-    def scopes(self) -> list[Scope]:
-        return sorted({metric.scope for metric in self.values}, key=_scope_order)
+    def scopes(self, grain: Grain | None = None) -> list[Scope]:
+        """The scopes present (of one grain, if given), in display order."""
+        found = {m.scope for m in self.values if grain is None or m.scope.grain == grain}
+        return sorted(found, key=_scope_order)
 
     def for_scope(self, scope: Scope) -> dict[str, float]:
         return {metric.name: metric.value for metric in self.values if metric.scope == scope}
@@ -530,8 +532,3 @@ def _record_metrics(
             sla_seconds=options.freshness_sla_seconds,
         ),
     )
-
-
-def scopes_of(metrics: Iterable[Metric], grain: Grain) -> list[Scope]:
-    """The scopes of one grain present in ``metrics``."""
-    return sorted({m.scope for m in metrics if m.scope.grain == grain}, key=_scope_order)

@@ -213,7 +213,7 @@ _COLUMNS: tuple[tuple[str, MetricName, str], ...] = (
 
 def markdown_summary(metrics: Metrics, firing: Sequence[alerts.Alert]) -> str:
     """A markdown table per source (and all sources), then the alerts firing now."""
-    scopes = [Scope()] + [scope for scope in metrics.scopes() if scope.grain == "source"]
+    scopes = [Scope(), *metrics.scopes("source")]
     header = "| scope | " + " | ".join(title for title, _, _ in _COLUMNS) + " |"
     lines = [
         f"Metrics at {metrics.taken_at.isoformat(timespec='seconds')} "

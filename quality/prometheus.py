@@ -101,8 +101,7 @@ class PipelineCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         reading = self.reading()
         metrics = reading.metrics
-        sources = [scope for scope in metrics.scopes() if scope.grain == "source"]
-        stages = [scope for scope in metrics.scopes() if scope.grain == "source_stage"]
+        sources, stages = metrics.scopes("source"), metrics.scopes("source_stage")
 
         def per_source(name: str, doc: str, metric: str, scale: float = 1.0) -> Metric:
             family = GaugeMetricFamily(name, doc, labels=["source"])
