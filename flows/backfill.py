@@ -117,7 +117,8 @@ def backfill_flow(
         time_budget=time_budget_seconds,
         steps=_with_progress(drain_steps(runner), last_stage, total, artifact),
     )
-    update_progress_artifact(artifact, progress=100.0)
+    if not total:  # nothing to redo: done; otherwise the batches moved it as far as it got
+        update_progress_artifact(artifact, progress=100.0)
     summary: dict[str, Any] = dict(
         publish_run_report(report, key="backfill-run", title=f"Backfill of {source}")
     )
