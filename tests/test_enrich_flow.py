@@ -4,6 +4,7 @@ three runs at once process every record exactly once."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -16,7 +17,11 @@ import psycopg
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
+)
 from sqlalchemy import Engine, text
 
 from enrichment import capture, vectors
@@ -110,12 +115,16 @@ def _vector_keys(db: Engine) -> set[str]:
         )
 
 
-async def _artifact_rows(key: str) -> Any:
+async def _artifacts(key: str, state: Any) -> Any:
+    """The artifacts of ``key`` that the flow run of ``state`` published (every enrich run of
+    the session publishes the same key)."""
     async with get_client() as client:
-        artifacts = await client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        return await client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[key]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+            )
         )
-    return artifacts
 
 
 def test_enrich_flow_drains_every_stage_in_batches_and_publishes_what_it_did(
@@ -125,14 +134,15 @@ def test_enrich_flow_drains_every_stage_in_batches_and_publishes_what_it_did(
 
     _install(db, configured)
     _insert(db, 1, 25)
-    summary = enrich_flow(batch_size=10, time_budget_seconds=120, wait_for_events=False)
+    state = enrich_flow(
+        batch_size=10, time_budget_seconds=120, wait_for_events=False, return_state=True
+    )
+    summary = state.result()
 
     assert summary["completed"] == 50 and summary["failed"] == 0
     assert _statuses(db) == {("context", "COMPLETED"): 25, ("embed", "COMPLETED"): 25}
     assert _vector_keys(db) == {str(i) for i in range(1, 26)}
-    import asyncio
-
-    (table,) = asyncio.run(_artifact_rows("enrich-run"))
+    (table,) = asyncio.run(_artifacts("enrich-run", state))
     rows = {(row["source"], row["stage"]): row for row in _table_rows(table.data)}
     assert rows[("flow_notes", "context")]["completed"] == 25
     assert rows[("flow_notes", "embed")]["batches"] == 3  # 10 + 10 + 5: a batch is a task

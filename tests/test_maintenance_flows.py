@@ -12,7 +12,11 @@ from typing import Any
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
+)
 from sqlalchemy import Engine, text
 
 from enrichment import capture, vectors
@@ -92,10 +96,15 @@ def _without_triggers(db: Engine, sql: str) -> None:
         connection.execute(text(f"ALTER TABLE {TABLE} ENABLE TRIGGER USER"))
 
 
-async def _artifacts(key: str) -> list[Any]:
+async def _artifacts(key: str, state: Any) -> list[Any]:
+    """The artifacts of ``key`` that the flow run of ``state`` published (other tests of the
+    session publish the same keys)."""
     async with get_client() as client:
         return await client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[key]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+            )
         )
 
 
@@ -167,7 +176,8 @@ def test_reconcile_fixes_orphans_lost_deletes_missing_vectors_and_stale_records(
         notes, f"UPDATE {TABLE} SET body = 'rewritten note', updated_at = now() WHERE id = 5"
     )
 
-    summary = reconcile_flow(freshness_sla_seconds=0.001)
+    state = reconcile_flow(freshness_sla_seconds=0.001, return_state=True)
+    summary = state.result()
 
     assert summary["orphan_vectors_deleted"] >= 1
     assert summary["vanished_records_deleted"] == 1
@@ -184,7 +194,7 @@ def test_reconcile_fixes_orphans_lost_deletes_missing_vectors_and_stale_records(
             text(f"SELECT chunk_text FROM {table.qualified} WHERE record_key = '5'")
         ).scalar_one()
     assert "rewritten note" in stored
-    (artifact,) = asyncio.run(_artifacts("reconcile-run"))
+    (artifact,) = asyncio.run(_artifacts("reconcile-run", state))
     assert "orphan vectors deleted" in artifact.data
 
 
@@ -208,12 +218,14 @@ def test_backfill_redoes_a_workspace_with_progress_to_completion(
                 "SELECT g, 'globex', 'other note ' || g FROM generate_series(101, 103) g"
             )
         )
-    summary = backfill_flow(source="maint_notes", workspace="acme", batch_size=4)
+    state = backfill_flow(source="maint_notes", workspace="acme", batch_size=4, return_state=True)
+    summary = state.result()
 
     assert summary["queued"] == 10  # the workspace's records only: progress ends at 100 %
     assert summary["completed"] == 20  # forced: both stages again, input unchanged or not
     assert "101" not in _vector_keys(notes)  # the other workspace was left alone
-    (progress,) = asyncio.run(_artifacts("backfill-progress"))
+    # Moved by the batches of the last stage (4, 8, 10 of 10 records), not set at the end.
+    (progress,) = asyncio.run(_artifacts("backfill-progress", state))
     assert json.loads(str(progress.data)) == 100.0
 
 
