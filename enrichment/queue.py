@@ -7,7 +7,7 @@ into one transaction. Methods that change leased rows are fenced by the lease ow
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -85,6 +85,21 @@ def _json(value: Mapping[str, Any] | None) -> str | None:
     return None if value is None else json.dumps(value, default=str, allow_nan=False)
 
 
+def _claimed(source: str, stage: str, rows: Iterable[Any]) -> list[ClaimedRecord]:
+    return [
+        ClaimedRecord(
+            source=source,
+            stage=stage,
+            record_key=row.record_key,
+            workspace_id=row.workspace_id,
+            attempt=row.attempts,
+            previous_input_hash=row.input_hash,
+            requested_at=row.requested_at,
+        )
+        for row in rows
+    ]
+
+
 class Queue:
     def __init__(self, connection: Connection, clock: Clock | None = None) -> None:
         self.connection = connection
@@ -113,18 +128,7 @@ class Queue:
                 "lease_seconds": lease_seconds,
             },
         )
-        return [
-            ClaimedRecord(
-                source=source,
-                stage=stage,
-                record_key=row.record_key,
-                workspace_id=row.workspace_id,
-                attempt=row.attempts,
-                previous_input_hash=row.input_hash,
-                requested_at=row.requested_at,
-            )
-            for row in rows
-        ]
+        return _claimed(source, stage, rows)
 
     def finish(
         self, source: str, stage: str, *, owner: str, outcomes: Mapping[str, Completed | Skipped]
@@ -193,6 +197,32 @@ class Queue:
             },
         )
         return result.rowcount
+
+    def lease_next(
+        self,
+        source: str,
+        next_stage: str,
+        keys: Sequence[str],
+        *,
+        owner: str,
+        lease_seconds: float,
+    ) -> list[ClaimedRecord]:
+        """``advance`` and ``claim`` at once: lease ``next_stage`` of records that just finished
+        the stage before it to ``owner``, who runs it next. Each lease counts as an attempt."""
+        if not keys:
+            return []
+        rows = self.connection.execute(
+            query("lease_next"),
+            {
+                "now": self.clock.now(),
+                "source": source,
+                "next_stage": next_stage,
+                "keys": sorted(keys),
+                "owner": owner,
+                "lease_seconds": lease_seconds,
+            },
+        )
+        return _claimed(source, next_stage, rows)
 
     def restore_later_stages(self, source: str, stage_index: int, keys: Sequence[str]) -> int:
         """Later stages that completed for the same input are COMPLETED again, and the first

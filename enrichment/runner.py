@@ -173,6 +173,15 @@ class _RanBatch:
     started: float
 
 
+@dataclass(frozen=True)
+class _Chain:
+    """Lease up to ``limit`` records of the next stage, ``spec``, to the batch's owner while
+    persisting the batch, instead of making them due for any worker to claim."""
+
+    spec: StageSpec
+    limit: int
+
+
 def _same_input(outcome: Completed | Skipped, previous_input_hash: str | None) -> bool:
     """The stage saw exactly the input of its last completion (so its output is the same)."""
     return (
@@ -300,20 +309,34 @@ class Runner:
         outcomes = self._run_stage(spec, claimed) if claimed else {}
         return _RanBatch(pipeline, spec, owner, claimed, outcomes, started)
 
+    def _run_leased(
+        self, pipeline: Pipeline, spec: StageSpec, owner: str, leased: list[ClaimedRecord]
+    ) -> _RanBatch:
+        started = time.perf_counter()
+        outcomes = self._run_stage(spec, leased) if leased else {}
+        return _RanBatch(pipeline, spec, owner, leased, outcomes, started)
+
     def _persist_batch(self, ran: _RanBatch) -> BatchReport:
+        return self._persist_and_lease(ran, None)[0]
+
+    def _persist_and_lease(
+        self, ran: _RanBatch, chain: _Chain | None
+    ) -> tuple[BatchReport, list[ClaimedRecord]]:
+        """Persist a batch; with ``chain``, also lease its next stage to the same owner."""
         report = BatchReport(source=ran.pipeline.source, stage=ran.spec.name)
         report.claimed = len(ran.claimed)
+        leased: list[ClaimedRecord] = []
         if ran.claimed:
-            finished = in_transaction(
+            finished, leased = in_transaction(
                 self.engine,
                 lambda c: self._persist(
-                    c, ran.pipeline, ran.spec, ran.owner, ran.claimed, ran.outcomes, report
+                    c, ran.pipeline, ran.spec, ran.owner, ran.claimed, ran.outcomes, report, chain
                 ),
             )
             if finished and isinstance(ran.spec.stage, AnnouncingStage):
                 self._announce(ran.spec, finished)
         report.seconds = time.perf_counter() - ran.started
-        return report
+        return report, leased
 
     @staticmethod
     def _announce(spec: StageSpec, finished: Mapping[str, Completed | Skipped]) -> None:
@@ -356,8 +379,10 @@ class Runner:
         claimed: Sequence[ClaimedRecord],
         outcomes: Mapping[str, StageOutcome],
         report: BatchReport,
-    ) -> dict[str, Completed | Skipped]:
-        """Write a batch's outcomes; returns those written (the lease was still held)."""
+        chain: _Chain | None = None,
+    ) -> tuple[dict[str, Completed | Skipped], list[ClaimedRecord]]:
+        """Write a batch's outcomes; returns those written (the lease was still held) and the
+        next stage's records leased to ``owner`` (with ``chain``)."""
         queue = Queue(connection, self.clock)
         attempts = {record.record_key: record.attempt for record in claimed}
         done = {k: o for k, o in outcomes.items() if isinstance(o, Completed | Skipped)}
@@ -409,9 +434,20 @@ class Runner:
         report.unchanged = len(unchanged)
         queue.restore_later_stages(pipeline.source, index, unchanged)
         next_stage = pipeline.next_stage(spec.name)
+        leased: list[ClaimedRecord] = []
         if next_stage is not None:
             moving = set(gated) | set(unchanged)
-            queue.advance(pipeline.source, next_stage, [k for k in finished if k not in moving])
+            ready = sorted(k for k in finished if k not in moving)
+            if chain is not None and chain.spec.name == next_stage:
+                leased = queue.lease_next(
+                    pipeline.source,
+                    next_stage,
+                    ready[: chain.limit],
+                    owner=owner,
+                    lease_seconds=chain.spec.lease_seconds,
+                )
+                ready = ready[chain.limit :]
+            queue.advance(pipeline.source, next_stage, ready)
 
         report.completed = sum(isinstance(done[k], Completed) for k in finished)
         report.skipped = len(finished) - report.completed
@@ -433,7 +469,7 @@ class Runner:
                 pipeline.source,
                 spec.name,
             )
-        return {key: done[key] for key in finished}
+        return {key: done[key] for key in finished}, leased
 
     def plan(
         self, sources: Iterable[str] | None = None, stages: Iterable[str] | None = None
@@ -489,6 +525,16 @@ class Runner:
         def limit() -> int:
             return size if max_records is None else min(size, max_records - claimed)
 
+        planned = set(plan)
+
+        def next_in_plan(ran: _RanBatch) -> _Chain | None:
+            """The stage a batch goes on to: the next of its pipeline, when the plan has it
+            and the budget allows; otherwise its records are made due for a later claim."""
+            stage = ran.pipeline.next_stage(ran.spec.name)
+            if stage is None or (ran.pipeline.source, stage) not in planned or out_of_budget():
+                return None
+            return _Chain(ran.pipeline.spec(stage), limit())
+
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="enrich-persist") as writer:
             while not out_of_budget():
                 report.folded += steps.fold_events() if steps else self.fold_events()
@@ -507,21 +553,28 @@ class Runner:
                             if batch.claimed < batch_limit:
                                 break
                         continue
-                    # Batch N's outcomes are written (database work) while batch N+1 runs its
-                    # stage (model work): one write in flight, in order, done before the next stage.
+                    # A claimed batch goes on through the following stages of the plan, each
+                    # lease taken in the transaction that persists the stage before. The last
+                    # stage's outcomes are written (database work) while the next batch runs
+                    # (model work): one write in flight, in order, done before the next stage.
                     writing: Future[BatchReport] | None = None
                     while not out_of_budget():
                         batch_limit = limit()
                         ran = self._claim_and_run(source, stage, batch_limit, workspace)
                         claimed += len(ran.claimed)
+                        full = len(ran.claimed) == batch_limit
+                        progressed = progressed or bool(ran.claimed)
+                        while ran.claimed and (chain := next_in_plan(ran)) is not None:
+                            batch, leased = self._persist_and_lease(ran, chain)
+                            report.batches.append(batch)
+                            claimed += len(leased)
+                            ran = self._run_leased(ran.pipeline, chain.spec, ran.owner, leased)
                         if writing is not None:
                             report.batches.append(writing.result())
                             writing = None
-                        if not ran.claimed:
-                            break
-                        progressed = True
-                        writing = writer.submit(self._persist_batch, ran)
-                        if len(ran.claimed) < batch_limit:
+                        if ran.claimed:
+                            writing = writer.submit(self._persist_batch, ran)
+                        if not full:
                             break
                     if writing is not None:
                         report.batches.append(writing.result())

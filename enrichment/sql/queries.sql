@@ -143,6 +143,30 @@ WHERE r.source = :source
   AND r.status = 'PENDING'
   AND r.next_attempt_at IS NULL;
 
+-- name: lease_next
+-- `advance` and `claim` in one statement, for a worker that runs the next stage of the
+-- records it just finished straight away: their next stage is leased to :owner instead of
+-- made due. Runs in the transaction of `finish`. Counts as an attempt, and an expired lease
+-- is reclaimed, exactly like a claim's.
+WITH clock AS (
+    SELECT coalesce(CAST(:now AS timestamptz), statement_timestamp()) AS now
+)
+UPDATE enrichment.record_state AS r
+SET status = 'IN_PROGRESS',
+    attempts = r.attempts + 1,
+    next_attempt_at = NULL,
+    lease_owner = :owner,
+    lease_expires_at = clock.now + make_interval(secs => :lease_seconds),
+    started_at = clock.now,
+    updated_at = clock.now
+FROM clock
+WHERE r.source = :source
+  AND r.stage = :next_stage
+  AND r.record_key = ANY(CAST(:keys AS text[]))
+  AND r.status = 'PENDING'
+  AND r.next_attempt_at IS NULL
+RETURNING r.record_key, r.workspace_id, r.attempts, r.input_hash, r.requested_at;
+
 
 -- name: restore_later_stages
 -- The stage's input hash equals the one of its last completion, so what the later stages did
