@@ -13,7 +13,6 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -175,28 +174,6 @@ class _RanBatch:
 
 
 @dataclass(frozen=True)
-class _Leased:
-    """Records of one stage leased to ``owner``, not yet run."""
-
-    pipeline: Pipeline
-    spec: StageSpec
-    owner: str
-    records: list[ClaimedRecord]
-    started: float
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """A claimed batch taken through every stage of its chain but the last, which is leased
-    and left to run; ``first`` records were claimed, ``claimed`` claimed or leased in all."""
-
-    leased: _Leased
-    first: int
-    claimed: int
-    reports: list[BatchReport]
-
-
-@dataclass(frozen=True)
 class _Chain:
     """Lease up to ``limit`` records of the next stage, ``spec``, to the batch's owner while
     persisting the batch, instead of making them due for any worker to claim."""
@@ -316,9 +293,6 @@ class Runner:
     def _claim_and_run(
         self, source: str, stage: str, limit: int, workspace: str | None
     ) -> _RanBatch:
-        return self._run_leased(self._claim(source, stage, limit, workspace))
-
-    def _claim(self, source: str, stage: str, limit: int, workspace: str | None) -> _Leased:
         started = time.perf_counter()
         pipeline = self.pipelines[source]
         spec = pipeline.spec(stage)
@@ -332,42 +306,15 @@ class Runner:
                 lease_seconds=spec.lease_seconds,
                 workspace=workspace,
             )
-        return _Leased(pipeline, spec, owner, claimed, started)
+        outcomes = self._run_stage(spec, claimed) if claimed else {}
+        return _RanBatch(pipeline, spec, owner, claimed, outcomes, started)
 
-    def _run_leased(self, leased: _Leased) -> _RanBatch:
-        outcomes = self._run_stage(leased.spec, leased.records) if leased.records else {}
-        return _RanBatch(
-            leased.pipeline, leased.spec, leased.owner, leased.records, outcomes, leased.started
-        )
-
-    def _prepare(
-        self,
-        source: str,
-        stage: str,
-        limit: int,
-        workspace: str | None,
-        planned: AbstractSet[tuple[str, str]],
-        room: Callable[[int], int],
-    ) -> _Prepared:
-        """Claim a batch of ``stage`` and take it on through the following ``planned`` stages,
-        each persisted with the next one's leases in one transaction; the last is left leased,
-        to run. ``room(n)`` says how many records the budget still allows to lease, when ``n``
-        were claimed or leased so far; the rest of a batch is made due for a later claim."""
-        leased = self._claim(source, stage, limit, workspace)
-        first = claimed = len(leased.records)
-        reports: list[BatchReport] = []
-        pipeline = leased.pipeline
-        while leased.records:
-            following = pipeline.next_stage(leased.spec.name)
-            if following is None or (source, following) not in planned:
-                break
-            ran = self._run_leased(leased)
-            chain = _Chain(pipeline.spec(following), room(claimed))
-            report, records = self._persist_and_lease(ran, chain)
-            reports.append(report)
-            claimed += len(records)
-            leased = _Leased(pipeline, chain.spec, leased.owner, records, time.perf_counter())
-        return _Prepared(leased, first, claimed, reports)
+    def _run_leased(
+        self, pipeline: Pipeline, spec: StageSpec, owner: str, leased: list[ClaimedRecord]
+    ) -> _RanBatch:
+        started = time.perf_counter()
+        outcomes = self._run_stage(spec, leased) if leased else {}
+        return _RanBatch(pipeline, spec, owner, leased, outcomes, started)
 
     def _persist_batch(self, ran: _RanBatch) -> BatchReport:
         return self._persist_and_lease(ran, None)[0]
@@ -557,10 +504,7 @@ class Runner:
         """Work until nothing is due (or the time budget or record limit is reached): fold
         events, reclaim expired leases, then each stage in order, batch by batch.
 
-        By default a claimed batch goes on through the following stages of the plan under
-        the same lease owner (each stage's leases taken as the stage before is persisted), and
-        three batches are in flight: N+1 is prepared (claimed, run through every stage but the
-        last) while batch N runs its last stage and batch N-1's outcomes are written. ``steps``
+        By default batch N's outcomes are written while batch N+1 runs its stage. ``steps``
         replaces the housekeeping calls and runs each batch whole (claim, run, persist) through
         its ``execute``: an orchestrator's units of work, with their own retries and logs.
         With ``wait_for_events`` and a time budget, an idle runner waits for new events
@@ -583,23 +527,15 @@ class Runner:
 
         planned = set(plan)
 
-        def room_within(allowance: int | None) -> Callable[[int], int]:
-            """How many more records a batch may lease, with ``allowance`` left for it."""
+        def next_in_plan(ran: _RanBatch) -> _Chain | None:
+            """The stage a batch goes on to: the next of its pipeline, when the plan has it
+            and the budget allows; otherwise its records are made due for a later claim."""
+            stage = ran.pipeline.next_stage(ran.spec.name)
+            if stage is None or (ran.pipeline.source, stage) not in planned or out_of_budget():
+                return None
+            return _Chain(ran.pipeline.spec(stage), limit())
 
-            def room(used: int) -> int:
-                if out_of_budget():
-                    return 0
-                return size if allowance is None else max(0, min(size, allowance - used))
-
-            return room
-
-        def remaining() -> int | None:
-            return None if max_records is None else max_records - claimed
-
-        with (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="enrich-persist") as writer,
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="enrich-feed") as feeder,
-        ):
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="enrich-persist") as writer:
             while not out_of_budget():
                 report.folded += steps.fold_events() if steps else self.fold_events()
                 report.reclaimed += steps.reclaim_expired() if steps else self.reclaim_expired()
@@ -618,47 +554,28 @@ class Runner:
                                 break
                         continue
                     # A claimed batch goes on through the following stages of the plan, each
-                    # lease taken in the transaction that persists the stage before, on the
-                    # feeder thread; its last stage (the model work) runs here, while the
-                    # feeder prepares the next batch and the writer writes the previous one:
-                    # one write in flight, in order, done before the next plan entry. No stage
-                    # runs on two threads at once: the feeder never runs a chain's last stage.
-                    if out_of_budget():
-                        continue
+                    # lease taken in the transaction that persists the stage before. The last
+                    # stage's outcomes are written (database work) while the next batch runs
+                    # (model work): one write in flight, in order, done before the next stage.
                     writing: Future[BatchReport] | None = None
-                    batch_limit = limit()
-                    preparing: Future[_Prepared] | None = feeder.submit(
-                        self._prepare,
-                        source,
-                        stage,
-                        batch_limit,
-                        workspace,
-                        planned,
-                        room_within(remaining()),
-                    )
-                    while preparing is not None:
-                        prepared = preparing.result()
-                        claimed += prepared.claimed
-                        progressed = progressed or prepared.claimed > 0
-                        report.batches.extend(prepared.reports)
-                        preparing = None
-                        if prepared.first == batch_limit and not out_of_budget():
-                            batch_limit = limit()  # a full batch: there may be more
-                            preparing = feeder.submit(
-                                self._prepare,
-                                source,
-                                stage,
-                                batch_limit,
-                                workspace,
-                                planned,
-                                room_within(remaining()),
-                            )
-                        ran = self._run_leased(prepared.leased)
+                    while not out_of_budget():
+                        batch_limit = limit()
+                        ran = self._claim_and_run(source, stage, batch_limit, workspace)
+                        claimed += len(ran.claimed)
+                        full = len(ran.claimed) == batch_limit
+                        progressed = progressed or bool(ran.claimed)
+                        while ran.claimed and (chain := next_in_plan(ran)) is not None:
+                            batch, leased = self._persist_and_lease(ran, chain)
+                            report.batches.append(batch)
+                            claimed += len(leased)
+                            ran = self._run_leased(ran.pipeline, chain.spec, ran.owner, leased)
                         if writing is not None:
                             report.batches.append(writing.result())
                             writing = None
                         if ran.claimed:
                             writing = writer.submit(self._persist_batch, ran)
+                        if not full:
+                            break
                     if writing is not None:
                         report.batches.append(writing.result())
                 if progressed:
