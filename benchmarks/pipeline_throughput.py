@@ -416,8 +416,8 @@ class Inside:
 def instrument(pipeline: Pipeline, runner: Runner) -> Inside:
     """Wrap each stage's ``run``, the embedder's ``embed``, the embed stage's ``write`` and the
     runner's ``fold_events``, ``reclaim_expired`` and ``_persist`` (instance attributes; a few
-    perf_counter calls per batch). ``_persist``, ``write`` and the stages before embed run on
-    the runner's feeder and writer threads, overlapping the model."""
+    perf_counter calls per batch). ``_persist`` and ``write`` may run on the runner's writer
+    thread, overlapping the next batch's stages."""
     inside = Inside()
 
     def timed(add: Callable[[float], None], function: Callable[..., Any]) -> Callable[..., Any]:
@@ -1132,8 +1132,8 @@ def markdown(document: dict[str, Any]) -> str:
 
 def breakdown(pipe: dict[str, Any], raw: dict[str, Any]) -> str:
     """Where the drain's time went: the drain's own thread (adds up to its wall time), then
-    what the runner overlaps with it: the feeder thread's claims, context and chunk stages and
-    their persists (the next batch), the writer thread's persists (the previous batch)."""
+    the persisting of outcomes, which the runner overlaps with the next batch's stages where
+    it can (the last stage's write)."""
     total = pipe["seconds"]
     runs = {name: stage["run_seconds"] for name, stage in pipe["per_stage"].items()}
     path: list[tuple[str, float]] = [
@@ -1145,6 +1145,8 @@ def breakdown(pipe: dict[str, Any], raw: dict[str, Any]) -> str:
             "embed stage `run`, the rest (read outputs and stored vectors, hashes, checks)",
             runs["embed"] - pipe["encode_seconds"],
         ),
+        ("context stage `run` (one query, format the texts)", runs["context"]),
+        ("chunk stage `run` (read outputs, tokenize, chunk)", runs["chunk"]),
         (
             "fold events, reclaim leases",
             pipe["fold_seconds_in_drain"] + pipe["reclaim_seconds_in_drain"],
@@ -1152,17 +1154,11 @@ def breakdown(pipe: dict[str, Any], raw: dict[str, Any]) -> str:
         ("HNSW index build after the fill", pipe["index_build_seconds"]),
     ]
     rest = total - sum(seconds for _, seconds in path)
-    path.append(("waiting for the feeder (first batch) or the writer (last), the rest", rest))
-    overlapped = [
-        ("*context stage `run` (feeder thread)*", runs["context"]),
-        ("*chunk stage `run` (feeder thread)*", runs["chunk"]),
-    ]
+    path.append(("claims, commits, waiting for the previous batch's write, the rest", rest))
     lines = ["| where the drain's time went | seconds | share |", "|---|---:|---:|"]
     for label, seconds in path:
         lines.append(f"| {label} | {seconds:.2f} | {seconds / total:.1%} |")
     lines.append(f"| **drain (wall)** | {total:.2f} | 100% |")
-    for label, seconds in overlapped:
-        lines.append(f"| {label} | {seconds:.2f} | {seconds / total:.1%} |")
     lines.append(
         f"| *persisting outcomes (`Runner._persist`: finish, lease or advance, vector write)* | "
         f"{pipe['persist_seconds']:.2f} | {pipe['persist_seconds'] / total:.1%} |"
@@ -1173,9 +1169,9 @@ def breakdown(pipe: dict[str, Any], raw: dict[str, Any]) -> str:
     )
     lines.append("")
     lines.append(
-        "The rows in italics overlap the drain's own thread: the feeder thread claims the next "
-        "batch, runs its context and chunk stages and persists them (leasing the next stage), "
-        "and the writer thread persists the previous batch's embed stage (vector writes). "
+        "Persisting the context and chunk stages (which leases the next stage) runs in the "
+        "drain's thread, inside the 'claims, commits, waiting' row; the embed stage's (vector "
+        "writes) runs on the runner's writer thread while the next batch runs. "
         f"The model inside the pipeline took {pipe['encode_seconds']:.1f}s for the chunks that "
         f"raw encode does in {raw['seconds']:.1f}s ({pipe['encode_vs_raw']:.0%}); the process "
         f"used {pipe['encode_cpu_seconds']:.1f}s of CPU meanwhile (raw: "

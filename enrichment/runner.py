@@ -504,7 +504,9 @@ class Runner:
         """Work until nothing is due (or the time budget or record limit is reached): fold
         events, reclaim expired leases, then each stage in order, batch by batch.
 
-        By default batch N's outcomes are written while batch N+1 runs its stage. ``steps``
+        By default a claimed batch goes on through the following stages of the plan under the
+        same lease owner (each stage's leases taken as the stage before is persisted), and the
+        last stage's outcomes are written while the next batch runs. ``steps``
         replaces the housekeeping calls and runs each batch whole (claim, run, persist) through
         its ``execute``: an orchestrator's units of work, with their own retries and logs.
         With ``wait_for_events`` and a time budget, an idle runner waits for new events
