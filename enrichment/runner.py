@@ -306,13 +306,19 @@ class Runner:
                 lease_seconds=spec.lease_seconds,
                 workspace=workspace,
             )
-        outcomes = self._run_stage(spec, claimed) if claimed else {}
-        return _RanBatch(pipeline, spec, owner, claimed, outcomes, started)
+        return self._run_leased(pipeline, spec, owner, claimed, started)
 
     def _run_leased(
-        self, pipeline: Pipeline, spec: StageSpec, owner: str, leased: list[ClaimedRecord]
+        self,
+        pipeline: Pipeline,
+        spec: StageSpec,
+        owner: str,
+        leased: list[ClaimedRecord],
+        started: float | None = None,
     ) -> _RanBatch:
-        started = time.perf_counter()
+        """Run ``spec``'s stage on records leased to ``owner`` (``started``: when the batch's
+        time began, if before now)."""
+        started = time.perf_counter() if started is None else started
         outcomes = self._run_stage(spec, leased) if leased else {}
         return _RanBatch(pipeline, spec, owner, leased, outcomes, started)
 
