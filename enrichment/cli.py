@@ -21,7 +21,6 @@ from enrichment.config import (
     EnrichConfig,
     LocalEmbedding,
     OpenAIEmbedding,
-    SourceConfig,
     load_config,
 )
 from enrichment.database import database_url, get_engine, libpq_url
@@ -385,10 +384,6 @@ def _config() -> EnrichConfig:
     return load_config(get_settings().config_path)
 
 
-def _selected(config: EnrichConfig, source: str | None) -> list[SourceConfig]:
-    return [config.source(source)] if source else list(config.sources)
-
-
 @sources_app.command("list")
 def sources_list(as_json: JsonOption = False) -> None:
     """The sources of the configuration file, with their tables and stages."""
@@ -434,7 +429,7 @@ def sources_install(source: SourceOption = None) -> None:
     """Install the change-capture triggers (source and related tables). Safe to run again."""
     config = _config()
     with get_engine().begin() as connection:
-        for selected in _selected(config, source):
+        for selected in config.selected(source):
             capture.install(connection, selected)
             console.print(f"{selected.name}: triggers installed on {selected.table}")
     console.print("Existing rows are not queued by this; `enrich reembed --source S` queues them.")
@@ -445,7 +440,7 @@ def sources_uninstall(source: SourceOption = None) -> None:
     """Remove the change-capture triggers."""
     config = _config()
     with get_engine().begin() as connection:
-        for selected in _selected(config, source):
+        for selected in config.selected(source):
             capture.uninstall(connection, selected)
             console.print(f"{selected.name}: triggers removed")
 
@@ -539,7 +534,7 @@ def embedders_prepare(source: SourceOption = None, as_json: JsonOption = False) 
 
     settings = get_settings()
     rows = []
-    for selected in _selected(_config(), source):
+    for selected in _config().selected(source):
         stage = selected.stage("embed")
         if not isinstance(stage, EmbedStageConfig) or not isinstance(
             stage.embedding, LocalEmbedding

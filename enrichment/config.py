@@ -614,6 +614,11 @@ class EnrichConfig(_Strict):
                 return source
         raise UnknownSource(name, [source.name for source in self.sources])
 
+    def selected(self, name: str | None) -> list[SourceConfig]:
+        """Every source when ``name`` is None, else the one named (an unknown name fails with
+        the known ones named): the choice behind every ``source`` option and parameter."""
+        return list(self.sources) if name is None else [self.source(name)]
+
 
 STAGE_KINDS = frozenset({"context", "chunk", "embed", "redact", *AI_STAGE_KINDS})
 _TAGS = {"stages": STAGE_KINDS, "embedding": {"local", "openai"}}

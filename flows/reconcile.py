@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 
 from enrichment import reconciliation
-from enrichment.config import EnrichConfig
+from enrichment.config import SourceConfig
 from enrichment.reconciliation import ReconcileReport
 from enrichment.runner import Runner
 from flows.common import (
@@ -34,15 +34,12 @@ from flows.common import (
     cache_policy=NO_CACHE,
 )
 def reconcile(
-    config: EnrichConfig, runner: Runner, source: str | None, freshness_sla_seconds: float
+    runner: Runner, sources: list[SourceConfig], freshness_sla_seconds: float
 ) -> ReconcileReport:
     runner.fold_events()
     with runner.engine.begin() as connection:
         return reconciliation.reconcile(
-            connection,
-            [s for s in config.sources if source is None or s.name == source],
-            freshness_sla_seconds=freshness_sla_seconds,
-            clock=runner.clock,
+            connection, sources, freshness_sla_seconds=freshness_sla_seconds, clock=runner.clock
         )
 
 
@@ -99,10 +96,9 @@ def reconcile_flow(
 ) -> dict[str, Any]:
     logger = get_run_logger()
     config, runner = load_pipelines()
-    if source is not None:
-        config.source(source)
+    sources = config.selected(source)
     reclaimed = reclaim_expired(runner)
-    report = reconcile(config, runner, source, freshness_sla_seconds)
+    report = reconcile(runner, sources, freshness_sla_seconds)
     indexed = build_search_indexes(runner)
     summary = report.summary() | {"leases_reclaimed": reclaimed, "indexes_built": len(indexed)}
     create_markdown_artifact(

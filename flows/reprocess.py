@@ -10,7 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 
-from enrichment.config import EnrichConfig
+from enrichment.config import SourceConfig
 from enrichment.reprocessing import ReprocessReport, queue_reprocessing
 from enrichment.runner import Runner
 from flows.common import (
@@ -34,16 +34,11 @@ from flows.common import (
     cache_policy=NO_CACHE,
 )
 def find_reprocessing(
-    config: EnrichConfig, runner: Runner, source: str | None, workspace: str | None
+    runner: Runner, sources: list[SourceConfig], workspace: str | None
 ) -> ReprocessReport:
     runner.fold_events()
     with runner.engine.begin() as connection:
-        return queue_reprocessing(
-            connection,
-            [s for s in config.sources if source is None or s.name == source],
-            workspace=workspace,
-            clock=runner.clock,
-        )
+        return queue_reprocessing(connection, sources, workspace=workspace, clock=runner.clock)
 
 
 @flow(
@@ -71,9 +66,8 @@ def reprocess_flow(
 ) -> dict[str, float]:
     logger = get_run_logger()
     config, runner = load_pipelines()
-    if source is not None:
-        config.source(source)  # an unknown source fails the run with the known ones named
-    found = find_reprocessing(config, runner, source, workspace)
+    sources = config.selected(source)  # an unknown source fails the run, the known ones named
+    found = find_reprocessing(runner, sources, workspace)
     create_markdown_artifact(
         key="reprocess-found",
         markdown=run_report_markdown("Reprocessing queued", dict(found.summary())),
