@@ -28,10 +28,10 @@ def load_configuration(
     config_path: str | None, overrides: dict[str, Any] | None
 ) -> tuple[MonitoringConfig, EnrichConfig | None]:
     """The file's monitoring section (defaults without a file), then the Prefect Variable
-    ``enrich_monitoring``, then this run's ``overrides``."""
+    ``enrich_monitoring``, then this run's ``overrides`` (the parameters)."""
     path = Path(config_path) if config_path else get_settings().config_path
     config, enrich_config = monitor.load_monitoring_config(path, monitor.variable_overrides())
-    config = monitor.apply_overrides(config, overrides, label="flow parameter 'overrides'")
+    config = monitor.apply_overrides(config, overrides, label="flow parameters")
     return config, enrich_config
 
 
@@ -90,13 +90,12 @@ def monitor_flow(
 ) -> dict[str, Any]:
     with tags(*TAGS):
         settings = get_settings()
-        config, enrich_config = load_configuration(config_path, overrides)
-        run_overrides: dict[str, Any] = {}
+        run_overrides = dict(overrides or {})  # the window and SLA parameters win over it
         if window_minutes is not None:
             run_overrides["window_minutes"] = window_minutes
         if freshness_sla_minutes is not None:
             run_overrides["freshness_sla_minutes"] = freshness_sla_minutes
-        config = monitor.apply_overrides(config, run_overrides, label="flow parameters")
+        config, enrich_config = load_configuration(config_path, run_overrides)
         options = metric_options(config, enrich_config, settings.retry_delays)
         metrics, pruned = snapshot_metrics(config, options)
         changes = evaluate_alerts(metrics, config)

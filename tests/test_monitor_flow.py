@@ -191,6 +191,28 @@ def test_the_monitor_flow_publishes_a_markdown_summary(monitored: Engine) -> Non
     assert "| warning | completeness | source=notes |" in str(artifact.data)
 
 
+def test_the_window_and_sla_parameters_win_over_the_overrides_parameter(
+    monitored: Engine,
+) -> None:
+    from flows.monitor import monitor_flow
+
+    state = monitor_flow(
+        notify_channels=False,
+        window_minutes=15,
+        overrides={"window_minutes": 30, "freshness_sla_minutes": 45},
+        return_state=True,
+    )
+
+    with get_client(sync_client=True) as client:
+        (artifact,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["enrichment-monitor"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+            )
+        )
+    assert "(window 15 min, freshness SLA 45 min)" in str(artifact.data)
+
+
 def test_every_alert_state_change_is_a_prefect_event(monitored: Engine) -> None:
     from flows.monitor import monitor_flow
 
