@@ -12,7 +12,8 @@ import html
 import inspect
 import logging
 import smtplib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -121,6 +122,10 @@ class Channel(Protocol):
 
     def send(self, notification: Notification) -> None: ...
 
+    def session(self) -> AbstractContextManager[object]:
+        """Sends inside share what the channel sets up (a connection, a loaded block)."""
+        ...
+
 
 class LogChannel:
     """The log: always told, whatever else is configured."""
@@ -143,6 +148,30 @@ class EmailChannel:
 
     def __init__(self, config: EmailChannelConfig) -> None:
         self.config = config
+        self._server: tuple[smtplib.SMTP, str] | None = None  # connection and sender
+        self._in_session = False
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """One SMTP connection (and one block load) for the sends inside, opened by the first;
+        a send that fails drops it, and the next one connects again."""
+        if self._in_session:
+            yield
+            return
+        self._in_session = True
+        try:
+            yield
+        finally:
+            self._in_session = False
+            self._disconnect()
+
+    def _disconnect(self) -> None:
+        if self._server is not None:
+            server, _ = self._server
+            self._server = None
+            with suppress(OSError, smtplib.SMTPException):
+                server.quit()
+            server.close()
 
     def message(self, notification: Notification, sender: str) -> EmailMessage:
         message = EmailMessage()
@@ -156,15 +185,18 @@ class EmailChannel:
         return message
 
     def send(self, notification: Notification) -> None:
-        try:
-            server, sender = smtp.connect(self.config)
-            with server:
+        with self.session():
+            try:
+                if self._server is None:
+                    self._server = smtp.connect(self.config)
+                server, sender = self._server
                 server.send_message(self.message(notification, sender))
-        except smtp.SmtpSetupError as err:
-            raise ChannelError(self.name, str(err)) from err
-        except (OSError, smtplib.SMTPException) as err:
-            where = smtp.server_label(self.config)
-            raise ChannelError(self.name, f"SMTP via {where} failed: {err}") from err
+            except smtp.SmtpSetupError as err:
+                raise ChannelError(self.name, str(err)) from err
+            except (OSError, smtplib.SMTPException) as err:
+                self._disconnect()
+                where = smtp.server_label(self.config)
+                raise ChannelError(self.name, f"SMTP via {where} failed: {err}") from err
 
 
 _APPRISE_TYPES = {
@@ -186,6 +218,9 @@ class AppriseChannel:
         if not self._apprise.add(url):
             raise ChannelError(self.name, f"not a URL apprise understands ({scheme}://…)")
 
+    def session(self) -> AbstractContextManager[object]:
+        return nullcontext()
+
     def send(self, notification: Notification) -> None:
         kind = _APPRISE_TYPES[notification.transition]
         if notification.transition is not Transition.RESOLVED and (
@@ -200,19 +235,31 @@ class AppriseChannel:
 
 class NotificationBlockChannel:
     """A Prefect notification block (SlackWebhook, CustomWebhookNotificationBlock, …) by its
-    slug, ``block-type/name`` (e.g. ``slack-webhook/data-team``)."""
+    slug, ``block-type/name`` (e.g. ``slack-webhook/data-team``). The block is loaded by the
+    first send and kept: channels are built for each monitor run."""
 
     def __init__(self, slug: str) -> None:
         self.slug = slug
         self.name = f"block:{slug}"
+        self._block: NotificationBlock | None = None
+
+    def session(self) -> AbstractContextManager[object]:
+        return nullcontext()
+
+    def _load(self) -> NotificationBlock:
+        if self._block is None:
+            try:
+                block = Block.load(self.slug)
+            except ValueError as err:
+                raise ChannelError(self.name, f"cannot load the block: {err}") from err
+            if not isinstance(block, NotificationBlock):
+                kind = type(block).__name__
+                raise ChannelError(self.name, f"{kind} is not a notification block")
+            self._block = block
+        return self._block
 
     def send(self, notification: Notification) -> None:
-        try:
-            block = Block.load(self.slug)
-        except ValueError as err:
-            raise ChannelError(self.name, f"cannot load the block: {err}") from err
-        if not isinstance(block, NotificationBlock):
-            raise ChannelError(self.name, f"{type(block).__name__} is not a notification block")
+        block = self._load()
         try:
             sent = block.notify(notification.text, subject=notification.subject)
             if inspect.isawaitable(sent):  # a block with an async notify only
@@ -291,18 +338,21 @@ def deliver(
     stop the others; with no channel configured the log counts as delivery."""
     log_channel = log_channel or LogChannel()
     deliveries = []
-    for notification in notifications:
-        delivery = Delivery(notification)
-        log_channel.send(notification)
+    with ExitStack() as sessions:  # one connection per channel for all the notifications
         for channel in channels:
-            try:
-                channel.send(notification)
-            except ChannelError as err:
-                log_channel.logger.error("alert notification not delivered: %s", err)
-                delivery.errors.append(err)
-            else:
-                delivery.delivered_to.append(channel.name)
-        if not channels:
-            delivery.delivered_to.append(log_channel.name)
-        deliveries.append(delivery)
+            sessions.enter_context(channel.session())
+        for notification in notifications:
+            delivery = Delivery(notification)
+            log_channel.send(notification)
+            for channel in channels:
+                try:
+                    channel.send(notification)
+                except ChannelError as err:
+                    log_channel.logger.error("alert notification not delivered: %s", err)
+                    delivery.errors.append(err)
+                else:
+                    delivery.delivered_to.append(channel.name)
+            if not channels:
+                delivery.delivered_to.append(log_channel.name)
+            deliveries.append(delivery)
     return deliveries

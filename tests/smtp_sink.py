@@ -14,9 +14,12 @@ from aiosmtpd.controller import Controller
 class _Keep:
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], bytes]] = []
+        self.sessions: list[Any] = []  # the SMTP sessions (connections) that sent mail
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append((list(envelope.rcpt_tos), bytes(envelope.content)))
+        if not any(known is session for known in self.sessions):
+            self.sessions.append(session)
         return "250 Message accepted for delivery"
 
 
@@ -47,6 +50,11 @@ class SmtpSink:
         traceback: TracebackType | None,
     ) -> None:
         self._controller.stop()
+
+    @property
+    def connections(self) -> int:
+        """How many SMTP connections delivered the messages received."""
+        return len(self._handler.sessions)
 
     def received(self) -> list[tuple[list[str], EmailMessage]]:
         parsed = []

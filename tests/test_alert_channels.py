@@ -93,6 +93,18 @@ def test_a_resolution_email_says_resolved() -> None:
     assert "Resolved:" in message.get_body(preferencelist=("plain",)).get_content()
 
 
+def test_the_notifications_of_one_delivery_share_one_smtp_connection() -> None:
+    with SmtpSink() as sink:
+        deliveries = deliver(
+            [STARTED, Notification(Transition.RESOLVED, alert(status="resolved"))],
+            [EmailChannel(email_config(sink))],
+        )
+
+    assert [d.delivered_to for d in deliveries] == [["email"], ["email"]]
+    assert len(sink.received()) == 2
+    assert sink.connections == 1
+
+
 def test_email_login_needs_the_password_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ENRICH_SMTP_PASSWORD", raising=False)
     with SmtpSink() as sink:
