@@ -22,6 +22,7 @@ from enrichment.config import (
     LocalEmbedding,
     OpenAIEmbedding,
     load_config,
+    load_config_if_present,
 )
 from enrichment.database import database_url, get_engine, libpq_url
 from enrichment.embedders.base import Embedder
@@ -575,8 +576,7 @@ def embedders_prepare(source: SourceOption = None, as_json: JsonOption = False) 
 
 def _optional_config() -> EnrichConfig | None:
     """The configuration file when there is one (validated); None without it."""
-    path = get_settings().config_path
-    return load_config(path) if path.exists() else None
+    return load_config_if_present(get_settings().config_path)
 
 
 def _metric_options(config: EnrichConfig | None, window_minutes: float | None) -> MetricOptions:
@@ -927,12 +927,11 @@ def report(
     from quality.report import (
         ReportOptions,
         build_report,
-        load_report_config,
         report_directory,
         write_report,
     )
 
-    config = load_report_config()
+    config = _optional_config()
     built = build_report(get_engine(), ReportOptions.configured(get_settings(), config, days=days))
     path, rendered = write_report(built, report_directory(output))
     console.print(built.subject, soft_wrap=True, markup=False)

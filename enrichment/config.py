@@ -696,3 +696,10 @@ def load_config(path: Path | str) -> EnrichConfig:
             path, [(where, f"not valid YAML: {getattr(err, 'problem', err)}")]
         ) from None
     return parse_config(data, path=path)
+
+
+def load_config_if_present(path: Path | str) -> EnrichConfig | None:
+    """The configuration file when there is one; None without it, for the commands and flows
+    that run on defaults then (health, metrics, monitoring, reports). A file that exists but
+    is invalid is an error, as for :func:`load_config`."""
+    return load_config(path) if Path(path).exists() else None

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from enrichment.clock import Clock
-from enrichment.config import ConfigError, EnrichConfig, load_config
+from enrichment.config import ConfigError, EnrichConfig, load_config_if_present
 from quality import alerts
 from quality.alerts import AlertChange
 from quality.channels import (
@@ -92,7 +92,7 @@ def load_monitoring_config(
 ) -> tuple[MonitoringConfig, EnrichConfig | None]:
     """The monitoring configuration of the file at ``path`` (defaults when there is no file),
     with ``overrides`` applied. Also returns the whole file's configuration, if any."""
-    enrich_config = load_config(path) if path is not None and path.exists() else None
+    enrich_config = load_config_if_present(path) if path is not None else None
     base = enrich_config.monitoring if enrich_config is not None else MonitoringConfig()
     return apply_overrides(base, overrides, label=f"Prefect Variable {label!r}"), enrich_config
 

@@ -23,9 +23,9 @@ from typing import Any
 import jinja2
 from sqlalchemy import Connection, Engine, TextClause, text
 
-from enrichment.config import EnrichConfig, load_config
+from enrichment.config import EnrichConfig
 from enrichment.queue import DeadLetter, Queue
-from enrichment.settings import Settings, get_settings
+from enrichment.settings import Settings
 from enrichment.sql import parse
 from quality import report_inputs
 from quality.alerts import Rule, default_rules, rules_from_config
@@ -425,15 +425,6 @@ def render_report(report: QualityReport, *, report_path: str | None = None) -> R
     )
 
 
-def load_report_config(settings: Settings | None = None) -> EnrichConfig | None:
-    """The configuration file (thresholds, channels, retry limits) when there is one; the
-    report runs on defaults without it. A file that exists but is invalid is an error."""
-    settings = settings or get_settings()
-    if not settings.config_path.exists():
-        return None
-    return load_config(settings.config_path)
-
-
 def report_directory(output_dir: str | Path | None = None) -> Path:
     """Where reports are written: ``output_dir``, else ``ENRICH_REPORT_DIR``, else
     ``./reports``."""
@@ -466,7 +457,6 @@ __all__ = [
     "ReportOptions",
     "build_report",
     "format_value",
-    "load_report_config",
     "render_report",
     "report_directory",
     "write_report",
