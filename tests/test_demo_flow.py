@@ -5,6 +5,7 @@ person runs it, then the demo flow again, as an ad hoc run from the UI would."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -64,7 +65,8 @@ def test_enrich_demo_enriches_every_exception_and_shows_the_outcome(
     # A process of its own, as a person runs it (and Prefect's log handlers keep their stream).
     result = subprocess.run(
         [str(ENRICH), "demo", "--records", str(RECORDS), "--workspaces", "3"],
-        env={**os.environ, "PREFECT_API_URL": prefect_api},
+        # Wide enough that a sample's row starts on one line of the printed table.
+        env={**os.environ, "PREFECT_API_URL": prefect_api, "COLUMNS": "200"},
         capture_output=True,
         text=True,
         timeout=300,
@@ -89,7 +91,13 @@ def test_enrich_demo_enriches_every_exception_and_shows_the_outcome(
     assert f"{RECORDS} exceptions" in result_output
     assert "Labels against the generator's ground truth" in result_output
     assert found.samples and found.samples[0].summary
-    assert str(found.samples[0].id) in result_output
+    sample = found.samples[0]
+    assert sample.label is not None and sample.confidence is not None
+    row = (
+        rf"^\W*{sample.id}\W+{re.escape(sample.workspace_id)}\W+"
+        rf"{re.escape(f'{sample.label} ({sample.confidence:.2f})')}\W+{sample.true_type}\b"
+    )
+    assert re.search(row, result_output, re.MULTILINE), result_output
     assert "enrich search" in result_output
     assert "Traceback" not in result_output
     # Every enriched exception is searchable; a gated one has no vectors yet.
