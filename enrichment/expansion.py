@@ -21,7 +21,7 @@ from psycopg import Cursor
 from sqlalchemy import Engine
 
 from enrichment.config import EnrichConfig, RelatedEntity, SourceConfig
-from enrichment.source_tables import column_types, quote
+from enrichment.source_tables import check_source, quote
 
 
 @dataclass(frozen=True)
@@ -100,17 +100,11 @@ class Expander:
     @cached_property
     def _key_types(self) -> dict[str, str]:
         """SQL type of each linked source's key, so hits are matched through its index."""
-        types = {}
         with self.engine.connect() as connection:
-            for source in {link.origin.name: link.origin for link in self.links}.values():
-                found = column_types(
-                    connection,
-                    source.table,
-                    f"sources[{source.name}].table",
-                    {source.key_column: f"sources[{source.name}].key_column"},
-                )
-                types[source.name] = found[source.key_column]
-        return types
+            return {
+                source.name: check_source(connection, source, relations=())
+                for source in {link.origin.name: link.origin for link in self.links}.values()
+            }
 
     def neighbours(
         self,
