@@ -94,7 +94,6 @@ def links(config: EnrichConfig) -> list[Link]:
 class Expander:
     def __init__(self, engine: Engine, config: EnrichConfig) -> None:
         self.engine = engine
-        self.config = config
         self.links = links(config)
 
     @cached_property
