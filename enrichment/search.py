@@ -444,9 +444,7 @@ class Searcher:
         if query.mode is not SearchMode.LEXICAL:
             vector = self._query_vector(query.text, vector)
         with self._transaction(query, vector) as (cursor, table):
-            params = self._params(query, table, vector)
-            params["candidates"] = self.options.candidates(query.k)
-            exact = query.mode is not SearchMode.LEXICAL and self._few_rows(cursor, table, query)
+            params, exact = self._plan(cursor, table, query, vector)
             sql = self._sql(table, query, exact=exact)
             cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) " + sql, params)
             return "\n".join(str(next(iter(row.values()))) for row in cursor.fetchall())
@@ -681,9 +679,8 @@ class Searcher:
         """Run the search; look again, with more candidates, while a list's chunks are too few
         records, and with an exact scan when the index scan stopped short of its limit (a
         narrow filter whose rows the HNSW graph reaches only late)."""
-        params = self._params(query, table, vector)
-        candidates = self.options.candidates(query.k)
-        exact = query.mode is not SearchMode.LEXICAL and self._few_rows(cursor, table, query)
+        params, exact = self._plan(cursor, table, query, vector)
+        candidates = params["candidates"]
         while True:
             params["candidates"] = candidates
             cursor.execute(self._sql(table, query, exact=exact), params)
@@ -704,8 +701,28 @@ class Searcher:
                     continue
             return [self._result(row) for row in rows], exact
 
+    def _plan(
+        self,
+        cursor: Cursor[dict[str, Any]],
+        table: VectorTable,
+        query: SearchQuery,
+        vector: Vector | None,
+    ) -> tuple[dict[str, Any], bool]:
+        """The main query's parameters, with the first list size, and whether its vector list
+        is scanned exactly from the start: what a search runs first and ``explain`` shows."""
+        params = self._params(query, table, vector)
+        params["candidates"] = self.options.candidates(query.k)
+        exact = query.mode is not SearchMode.LEXICAL and self._few_rows(
+            cursor, table, query, params
+        )
+        return params, exact
+
     def _few_rows(
-        self, cursor: Cursor[dict[str, Any]], table: VectorTable, query: SearchQuery
+        self,
+        cursor: Cursor[dict[str, Any]],
+        table: VectorTable,
+        query: SearchQuery,
+        params: Mapping[str, Any],
     ) -> bool:
         """Whether the planner expects few enough chunks to pass the workspace and filters for
         an exact scan to beat the index. Its own choice comes far too late for 384-dimension
@@ -717,7 +734,7 @@ class Searcher:
         cursor.execute(
             f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {table.qualified} AS v "
             f"WHERE {self._conditions(query.filters)}",
-            self._params(query, table, None),
+            params,
         )
         row = cursor.fetchone()
         plan: list[dict[str, Any]] = row["QUERY PLAN"] if row else []
