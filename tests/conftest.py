@@ -56,9 +56,9 @@ def engine(database_url: str) -> Engine:
     return engine_for(database_url)
 
 
-@pytest.fixture
-def db(engine: Engine) -> Engine:
-    """The session database, emptied before the test."""
+def reset(engine: Engine) -> None:
+    """Empty the enrichment schema: its vector tables dropped, its other tables truncated (for
+    module-scoped data too, which must neither see another module's rows nor leave its own)."""
     with engine.begin() as connection:
         vector_tables = connection.execute(
             text("SELECT name FROM enrichment.embedding_tables")
@@ -68,6 +68,12 @@ def db(engine: Engine) -> Engine:
         connection.execute(
             text("TRUNCATE " + ", ".join(f"enrichment.{t}" for t in TABLES) + " RESTART IDENTITY")
         )
+
+
+@pytest.fixture
+def db(engine: Engine) -> Engine:
+    """The session database, emptied before the test."""
+    reset(engine)
     return engine
 
 

@@ -21,7 +21,7 @@ from enrichment.embedders.base import Embedder
 from enrichment.runner import Runner
 from enrichment.settings import Settings
 from enrichment.sources import build_embedder, build_pipelines, sync
-from tests.conftest import TABLES
+from tests.conftest import reset
 from tests.helpers import send
 
 
@@ -49,19 +49,6 @@ def enrich(
     failed = report.total("failed") + report.total("dead_lettered")
     assert failed == 0, f"{failed} records failed to enrich: {report.summary()}"
     return config
-
-
-def reset(engine: Engine) -> None:
-    """Empty the enrichment schema, as the ``db`` fixture does: for module-scoped data, which
-    must neither see another module's vectors nor leave its own behind."""
-    with engine.begin() as connection:
-        for name in connection.execute(
-            text("SELECT name FROM enrichment.embedding_tables")
-        ).scalars():
-            connection.execute(text(f'DROP TABLE IF EXISTS enrichment."{name}"'))
-        connection.execute(
-            text("TRUNCATE " + ", ".join(f"enrichment.{t}" for t in TABLES) + " RESTART IDENTITY")
-        )
 
 
 def drop_tables(engine: Engine, *tables: str) -> None:
