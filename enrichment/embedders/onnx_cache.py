@@ -97,10 +97,8 @@ class ExportedModel:
         """PyTorch's vectors of the probe texts, computed when the model was exported."""
         return np.asarray(np.load(self.directory / REFERENCE_FILE, allow_pickle=False), np.float32)
 
-    def encoder(self, *, device: str = "cpu", threads: int | None = None) -> OnnxEncoder:
-        return OnnxEncoder(
-            self.model_file, self.tokenizer_file, self.spec, device=device, threads=threads
-        )
+    def encoder(self, *, device: str = "cpu") -> OnnxEncoder:
+        return OnnxEncoder(self.model_file, self.tokenizer_file, self.spec, device=device)
 
 
 def _slug(name: str) -> str:
@@ -346,11 +344,11 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def open_verified(
-    exported: ExportedModel, *, device: str = "cpu", threads: int | None = None
+    exported: ExportedModel, *, device: str = "cpu"
 ) -> tuple[OnnxEncoder, Verification]:
     """An encoder for the cached export, after checking that it reproduces the PyTorch
     vectors recorded at export time on this machine and runtime; refuses otherwise."""
-    encoder = exported.encoder(device=device, threads=threads)
+    encoder = exported.encoder(device=device)
     vectors = encoder.encode(exported.probe_texts, batch_size=PROBE_BATCH_SIZE)
     verification = verify(
         vectors,

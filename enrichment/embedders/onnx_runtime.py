@@ -96,12 +96,11 @@ class OnnxEncoder:
         spec: ModelSpec,
         *,
         device: str = "cpu",
-        threads: int | None = None,
     ) -> None:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or available_threads()
+        options.intra_op_num_threads = available_threads()
         options.inter_op_num_threads = 1
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
