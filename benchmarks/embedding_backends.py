@@ -54,7 +54,6 @@ import random
 import sys
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -63,11 +62,12 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from benchmarks.pipeline_throughput import (
     DATA,
+    DEFAULT_SUMMARIES_LIMIT,
     Inside,
     Prepared,
     Record,
@@ -84,6 +84,7 @@ from benchmarks.pipeline_throughput import (
     read_summaries,
     since,
     source_config,
+    verify,
 )
 from benchmarks.queue_throughput import (
     BENCH_PGDATA,
@@ -91,6 +92,7 @@ from benchmarks.queue_throughput import (
     admin_url,
     log,
     machine_facts,
+    parse_sizes,
     positive,
     server_facts,
 )
@@ -102,7 +104,6 @@ from enrichment.embedders.local_onnx import OnnxEmbedder
 from enrichment.settings import get_settings
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
-DEFAULT_SUMMARIES_LIMIT = 20_000
 TARGET_ONNX_PIPELINE_VS_RAW_TORCH = 1.7
 TARGET_INT8_RECALL = 0.95
 SAME_VECTORS = 1e-4  # 1 - cosine on the probe set for "the same vectors"
@@ -271,32 +272,11 @@ def run_rounds(
 def check_stored(engine: Engine, backend: Backend, plans: Sequence[list[str]]) -> None:
     """Every record COMPLETED at every stage, and its stored chunks are the planned ones (so
     raw encode embedded exactly what the pipeline did)."""
-    prepared = backend.prepared
-    table = embed_stage(prepared.pipeline).table
-    with engine.connect() as connection:
-        completed = connection.execute(
-            text(
-                "SELECT count(*) FROM enrichment.record_state "
-                "WHERE source = :source AND status = 'COMPLETED'"
-            ),
-            {"source": backend.source},
-        ).scalar_one()
-        stored: dict[str, list[str]] = defaultdict(list)
-        rows = connection.execute(
-            text(
-                f"SELECT record_key, chunk_text FROM {table.qualified} "
-                "WHERE source = :source ORDER BY record_key, chunk_index"
-            ),
-            {"source": backend.source},
-        )
-        for key, chunk in rows:
-            stored[key].append(chunk)
-    expected = len(prepared.records) * len(prepared.pipeline.stages)
-    if completed != expected:
-        raise BenchmarkError(f"{backend.name}: {completed} COMPLETED stage rows of {expected}")
-    for record, plan in zip(prepared.records, plans, strict=True):
-        if stored.get(str(record.id), []) != plan:
-            raise BenchmarkError(f"{backend.name}: record {record.id}: stored chunks differ")
+    table = embed_stage(backend.prepared.pipeline).table
+    try:
+        verify(engine, backend.prepared, plans, table.qualified)
+    except BenchmarkError as error:
+        raise BenchmarkError(f"{backend.name}: {error}") from None
 
 
 # --- quality -------------------------------------------------------------------------------------
@@ -581,16 +561,6 @@ def parse_backends(value: str) -> list[str]:
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"expected some of {','.join(BACKENDS)}, got {value!r}")
     return [name for name in BACKENDS if name in names]  # torch first: the reference
-
-
-def parse_sizes(value: str) -> list[int]:
-    try:
-        sizes = [int(part) for part in value.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected sizes like 32,64, got {value!r}") from None
-    if not sizes or any(size < 1 for size in sizes):
-        raise argparse.ArgumentTypeError(f"expected positive sizes, got {value!r}")
-    return sizes
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

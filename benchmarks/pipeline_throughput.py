@@ -479,13 +479,14 @@ def vector_table_name(engine: Engine) -> str:
     return table.qualified
 
 
-def stored_chunks(engine: Engine, source: str) -> dict[str, list[str]]:
-    """The chunk texts the pipeline stored, per record key, in chunk order."""
+def stored_chunks(engine: Engine, source: str, table: str | None = None) -> dict[str, list[str]]:
+    """The chunk texts the pipeline stored, per record key, in chunk order, in ``table``
+    (default: the active vector table)."""
     stored: dict[str, list[str]] = defaultdict(list)
     with engine.connect() as connection:
         rows = connection.execute(
             text(
-                f"SELECT record_key, chunk_text FROM {vector_table_name(engine)} "
+                f"SELECT record_key, chunk_text FROM {table or vector_table_name(engine)} "
                 "WHERE source = :source ORDER BY record_key, chunk_index"
             ),
             {"source": source},
@@ -495,9 +496,12 @@ def stored_chunks(engine: Engine, source: str) -> dict[str, list[str]]:
     return stored
 
 
-def verify(engine: Engine, prepared: Prepared, plans: Sequence[list[str]]) -> None:
-    """Every record COMPLETED at every stage, and its stored chunks are the planned ones (so
-    the raw baseline encoded exactly what the pipeline embedded)."""
+def verify(
+    engine: Engine, prepared: Prepared, plans: Sequence[list[str]], table: str | None = None
+) -> None:
+    """Every record COMPLETED at every stage, and its stored chunks (in ``table``, default the
+    active vector table) are the planned ones (so the raw baseline encoded exactly what the
+    pipeline embedded)."""
     source = prepared.source.name
     with engine.connect() as connection:
         statuses: dict[str, int] = dict(
@@ -512,7 +516,7 @@ def verify(engine: Engine, prepared: Prepared, plans: Sequence[list[str]]) -> No
     expected = len(prepared.records) * len(prepared.pipeline.stages)
     if statuses.get("COMPLETED", 0) != expected:
         raise BenchmarkError(f"expected {expected} COMPLETED stage rows, got {statuses}")
-    stored = stored_chunks(engine, source)
+    stored = stored_chunks(engine, source, table)
     for record, plan in zip(prepared.records, plans, strict=True):
         if stored.get(str(record.id), []) != plan:
             raise BenchmarkError(
