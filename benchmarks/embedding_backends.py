@@ -162,9 +162,7 @@ def raw_encoder(name: str, embedder: Any, batch_size: int) -> Encode:
     return encode_onnx
 
 
-def prepare_backend(
-    engine: Engine, name: str, args: argparse.Namespace, server_cpu: ServerCpu
-) -> Backend:
+def prepare_backend(engine: Engine, name: str, args: argparse.Namespace) -> Backend:
     source = source_config(
         f"{args.dataset}_{name.replace('-', '_')}",
         args.dataset,
@@ -642,7 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"database {name}; {len(records):,} {args.dataset} records; backends "
             f"{', '.join(args.backends)}"
         )
-        backends = [prepare_backend(engine, b, args, server_cpu) for b in args.backends]
+        backends = [prepare_backend(engine, b, args) for b in args.backends]
         plans, document["load_averages"] = run_rounds(engine, backends, records, args, server_cpu)
         document["throughput"] = summarise(backends, plans)
         document["quality"] = quality(backends, args)
