@@ -8,7 +8,7 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import typer
 from rich import box
@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from enrichment import capture, embedded, migrate, vectors
 from enrichment.config import (
     EnrichConfig,
+    LocalBackend,
     LocalEmbedding,
     OpenAIEmbedding,
     load_config,
@@ -529,9 +530,8 @@ def vectors_activate(name: Annotated[str, typer.Argument(help="Table to serve se
 def embedders_prepare(source: SourceOption = None, as_json: JsonOption = False) -> None:
     """Export and verify the ONNX models of the configured local embedders now (once per
     model version; workers then start from the cache). A refusal exits with code 2."""
-    from enrichment.config import EmbedStageConfig, LocalEmbedding
+    from enrichment.config import EmbedStageConfig
     from enrichment.embedders.local_onnx import OnnxEmbedder
-    from enrichment.sources import build_embedder
 
     settings = get_settings()
     rows = []
@@ -729,7 +729,7 @@ def _search_embedder(config: EnrichConfig | None) -> Embedder:
         stage = source.stage("embed")
         if stage is not None:
             candidates.setdefault(stage.embedding.model_dump_json(), stage.embedding)
-    for backend in ("onnx", "torch", "onnx-int8"):
+    for backend in get_args(LocalBackend):
         packaged = LocalEmbedding(backend=backend)
         candidates.setdefault(packaged.model_dump_json(), packaged)
     built = []
@@ -777,7 +777,7 @@ def search_command(
 ) -> None:
     """Search one workspace's enriched records (hybrid: vector + full text, fused by rank)."""
     settings = get_settings()
-    config = load_config(settings.config_path) if settings.config_path.exists() else None
+    config = load_config_if_present(settings.config_path)
     request = SearchQuery(
         text=query,
         workspace=workspace,
@@ -804,7 +804,8 @@ def search_command(
     )
     table = Table(title=title, box=box.SIMPLE_HEAD)
     for column in ("#", "score", "source", "record", "updated"):
-        table.add_column(column, no_wrap=True, justify="right" if column in "#score" else "left")
+        numeric = column in {"#", "score"}
+        table.add_column(column, no_wrap=True, justify="right" if numeric else "left")
     table.add_column("snippet", ratio=1, min_width=30, overflow="fold")
     for rank, result in enumerate(response.results, start=1):
         snippet = result.snippet if result.snippet is not None else "[text not stored]"

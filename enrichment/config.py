@@ -37,6 +37,10 @@ _COLUMN = re.compile(rf"^{_IDENTIFIER}$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
+# Runtimes of the packaged local model (docs/embedding-backends.md).
+LocalBackend = Literal["torch", "onnx", "onnx-int8"]
+
+
 class ConfigError(EnrichmentError):
     """The configuration file is wrong: names the file, the key path and what was expected."""
 
@@ -192,7 +196,7 @@ class LocalEmbedding(_Strict):
     )
     device: str | None = Field(default=None, description="cpu or cuda; default: cuda if available.")
     batch_size: int = Field(default=16, ge=1, le=4096)
-    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+    backend: LocalBackend = Field(
         default="onnx",
         description="Runtime of the model: onnx (the model exported once to ONNX and run by "
         "onnxruntime: torch's vectors, faster on CPU), torch (sentence-transformers; for GPUs) "
@@ -246,7 +250,7 @@ class LocalModelSettings(_Strict):
     )
     device: str | None = Field(default=None, description="cpu or cuda; default: cuda if available.")
     batch_size: int = Field(default=16, ge=1, le=4096)
-    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+    backend: LocalBackend = Field(
         default="onnx",
         description="Runtime of the model, as for the embed stage's local provider: onnx "
         "(torch's vectors, faster on CPU), torch, or onnx-int8 (approximate vectors).",
